@@ -1,0 +1,5 @@
+"""`python -m pmon` is the `pmon` command."""
+
+from pmon.cli import main
+
+main()

@@ -1,0 +1,339 @@
+"""`pmon bench`: figures for the recording and query paths, each beside a baseline.
+
+Every figure is a median of ``repeats`` runs, and its baseline is measured in
+the same run on the same machine, so the ratio stays meaningful on a shared,
+noisy host where absolute numbers drift. Nothing here is a test assertion.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pmon.models import LogLevel, MetricType
+from pmon.monitor import Monitor
+from pmon.store import queries
+from pmon.store.schema import open_reader, open_writer
+
+PLUGINS = 100
+METRICS = list(MetricType)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One row of the table: our figure, the baseline's, and the target."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None
+    baseline_name: str
+    target: str
+    met: bool
+
+    @property
+    def ratio(self) -> float | None:
+        """value / baseline."""
+        return self.value / self.baseline if self.baseline else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape `pmon bench --json` prints."""
+        return {"value": round(self.value, 3), "unit": self.unit, "baseline": None if self.baseline is None else
+                round(self.baseline, 3), "baseline_name": self.baseline_name,
+                "ratio": None if self.ratio is None else round(self.ratio, 3), "target": self.target, "met": self.met}
+
+
+def _median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def _per_call_ns(fn: Callable[[int], None], calls: int, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter_ns()
+        fn(calls)
+        samples.append((time.perf_counter_ns() - started) / calls)
+    return _median(samples)
+
+
+def _quiet_monitor(path: Path, calls: int) -> Monitor:
+    """A monitor whose writer stays idle while the hot path is timed (it commits between repeats)."""
+    return Monitor(path, flush_interval=3600.0, batch_size=calls + 1, max_buffer=calls * 2 + 10)
+
+
+def bench_record_metric(tmp: Path, calls: int, repeats: int) -> BenchResult:
+    monitor = _quiet_monitor(tmp / "hot-metric.db", calls)
+    monitor.start_monitoring()
+    record, cpu = monitor.record_metric, MetricType.CPU_USAGE
+
+    ns = _per_call_ns_excluding_flush(monitor, lambda n: [record("my_plugin", cpu, 45.2) for _ in range(n)],
+                                      calls, repeats)
+    monitor.stop_monitoring()
+    baseline = None
+    try:
+        from prometheus_client import CollectorRegistry, Histogram
+
+        hist = Histogram("pmon_bench", "bench", ["plugin", "metric"], registry=CollectorRegistry())
+
+        def prom(n: int) -> None:
+            for _ in range(n):
+                hist.labels("my_plugin", "cpu_usage").observe(45.2)
+
+        prom(1000)
+        baseline = _per_call_ns(prom, calls, repeats)
+    except ImportError:
+        pass
+    met = ns <= 1000 and (baseline is None or ns <= 0.5 * baseline)
+    return BenchResult("record_metric", ns, "ns/call", baseline, "prometheus Histogram.labels().observe()",
+                       "<= 1000 ns and <= 0.5x", met)
+
+
+def _per_call_ns_excluding_flush(monitor: Monitor, fn: Callable[[int], Any], calls: int, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter_ns()
+        fn(calls)
+        samples.append((time.perf_counter_ns() - started) / calls)
+        monitor.flush()
+    return _median(samples)
+
+
+def bench_record_log(tmp: Path, calls: int, repeats: int) -> BenchResult:
+    monitor = _quiet_monitor(tmp / "hot-log.db", calls)
+    monitor.start_monitoring()
+    record, info = monitor.record_log, LogLevel.INFO
+    ns = _per_call_ns_excluding_flush(
+        monitor, lambda n: [record("my_plugin", info, "request handled") for _ in range(n)], calls, repeats)
+    monitor.stop_monitoring()
+    logger = logging.getLogger("pmon.bench.baseline")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers[:] = [logging.NullHandler()]
+
+    def stdlib(n: int) -> None:
+        for _ in range(n):
+            logger.info("request handled")
+
+    baseline = _per_call_ns(stdlib, calls, repeats)
+    return BenchResult("record_log", ns, "ns/call", baseline, "logging.Logger.info() + NullHandler",
+                       "<= 0.5x", ns <= 0.5 * baseline)
+
+
+def _points(n: int, start: float) -> list[tuple[str, MetricType, float, float]]:
+    rng = random.Random(1)
+    return [(f"plugin_{i % PLUGINS:03d}", METRICS[(i // PLUGINS) % len(METRICS)], rng.random() * 100, start + i * 0.001)
+            for i in range(n)]
+
+
+def _db_bytes(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages, size = conn.execute("PRAGMA page_count").fetchone()[0], conn.execute("PRAGMA page_size").fetchone()[0]
+        return pages * size
+    finally:
+        conn.close()
+
+
+def bench_persist(tmp: Path, points: int, repeats: int) -> list[BenchResult]:
+    """End-to-end rows/s (record -> committed) against raw executemany into the same schema.
+
+    Both start from the same list of (plugin, metric, value) and stop when the
+    last row is committed; the raw baseline maps names to series ids itself and
+    commits in transactions of the monitor's own batch size. The ratio is the
+    cost of what pmon adds: validation, caches, the queue, a second thread and
+    plugin bookkeeping.
+    """
+    data = _points(points, time.time() - 3600)
+    ours, raw = [], []
+    bytes_per_point = 0.0
+    for r in range(repeats):
+        path = tmp / f"persist-{r}.db"
+        monitor = Monitor(path, max_buffer=points + 10)
+        batch = monitor.settings.batch_size
+        record = monitor.record_metric
+        monitor.start_monitoring()
+        started = time.perf_counter()
+        for plugin, metric, value, _ in data:
+            record(plugin, metric, value)
+        monitor.flush(timeout=None)
+        ours.append(points / (time.perf_counter() - started))
+        assert monitor.status()["rows_written"]["metrics"] == points, "bench lost rows"
+        monitor.stop_monitoring()
+        if r == 0:
+            bytes_per_point = _db_bytes(path) / points
+        path.unlink()
+
+        raw_path = tmp / f"raw-{r}.db"
+        conn = open_writer(raw_path)
+        series: dict[tuple[str, str], int] = {}
+        for plugin, metric, _, _ in data[: PLUGINS * len(METRICS)]:
+            conn.execute("INSERT OR IGNORE INTO metric_series (plugin_id, metric_type) VALUES (?, ?)", (plugin, metric.value))
+        for sid, plugin, metric in conn.execute("SELECT id, plugin_id, metric_type FROM metric_series"):
+            series[(plugin, metric)] = sid
+        started = time.perf_counter()
+        rows = [(series[(p, m.value)], int(ts * 1000), v, None) for p, m, v, ts in data]
+        for i in range(0, points, batch):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO metric_points (series_id, ts_ms, value, metadata) VALUES (?, ?, ?, ?)",
+                             rows[i:i + batch])
+            conn.execute("COMMIT")
+        raw.append(points / (time.perf_counter() - started))
+        conn.close()
+        raw_path.unlink()
+
+    seed_bytes = _seed_layout_bytes(tmp / "seed-layout.db", data)
+    rate, raw_rate = _median(ours), _median(raw)
+    return [
+        BenchResult(f"persisted metric rows/s ({points:,} points)", rate, "rows/s", raw_rate,
+                    "raw executemany, same schema", ">= 0.8x", rate >= 0.8 * raw_rate),
+        BenchResult(f"bytes per metric point ({points:,} points)", bytes_per_point, "B", seed_bytes,
+                    "seed's plugin_metrics table layout", "<= 100 B", bytes_per_point <= 100),
+    ]
+
+
+def _seed_layout_bytes(path: Path, data: list[tuple[str, MetricType, float, float]]) -> float:
+    """The seed's table as documented (text columns, created_at, plugin and time indexes), for comparison."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE plugin_metrics (id INTEGER PRIMARY KEY AUTOINCREMENT, plugin_id TEXT NOT NULL, "
+                 "metric_type TEXT NOT NULL, value REAL NOT NULL, timestamp DATETIME NOT NULL, metadata TEXT, "
+                 "created_at DATETIME DEFAULT CURRENT_TIMESTAMP)")
+    conn.execute("CREATE INDEX seed_plugin ON plugin_metrics (plugin_id, metric_type, timestamp)")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO plugin_metrics (plugin_id, metric_type, value, timestamp) VALUES (?, ?, ?, ?)",
+                     [(p, m.value, v, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))) for p, m, v, ts in data])
+    conn.execute("COMMIT")
+    conn.close()
+    size = _db_bytes(path) / len(data)
+    path.unlink()
+    return size
+
+
+def generate_store(path: Path, rows: int, now: float) -> None:
+    """A store shaped like a busy host: 100 plugins x 7 metrics over 24 h, plus logs (a tenth as many)."""
+    conn = open_writer(path)
+    rng = random.Random(2)
+    series_ids = []
+    conn.execute("BEGIN IMMEDIATE")
+    for p in range(PLUGINS):
+        plugin = f"plugin_{p:03d}"
+        conn.execute("INSERT INTO plugins (id, first_seen, last_seen) VALUES (?, ?, ?)", (plugin, now - 86400, now))
+        for metric in METRICS:
+            cur = conn.execute("INSERT INTO metric_series (plugin_id, metric_type) VALUES (?, ?)", (plugin, metric.value))
+            series_ids.append(cur.lastrowid)
+    conn.execute("COMMIT")
+    n_series = len(series_ids)
+    step_ms = 86_400_000 * n_series / rows
+    start_ms = int((now - 86400) * 1000)
+    chunk = 50_000
+    for first in range(0, rows, chunk):
+        batch = [(series_ids[i % n_series], start_ms + int((i // n_series) * step_ms), rng.random() * 100, None)
+                 for i in range(first, min(rows, first + chunk))]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO metric_points (series_id, ts_ms, value, metadata) VALUES (?, ?, ?, ?)", batch)
+        conn.execute("COMMIT")
+    levels = [lvl.value for lvl in LogLevel]
+    weights = [40, 45, 10, 4, 1]
+    n_logs = max(1000, rows // 10)
+    for first in range(0, n_logs, chunk):
+        batch = [(f"plugin_{rng.randrange(PLUGINS):03d}", rng.choices(levels, weights)[0], f"message {i}",
+                  now - 86400 + i * 86400 / n_logs, None, None) for i in range(first, min(n_logs, first + chunk))]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO plugin_logs (plugin_id, level, message, timestamp, context, traceback) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", batch)
+        conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def _time_ms(fn: Callable[[int], Any], repeats: int) -> float:
+    samples = []
+    for r in range(max(repeats, 5)):
+        started = time.perf_counter()
+        fn(r)
+        samples.append((time.perf_counter() - started) * 1000)
+    return _median(samples)
+
+
+def bench_queries(tmp: Path, rows: int, repeats: int) -> list[BenchResult]:
+    path = tmp / "generated.db"
+    now = time.time()
+    generate_store(path, rows, now)
+    conn = open_reader(path)
+    metrics = [m.value for m in METRICS]
+
+    def series(r: int) -> None:
+        points = queries.series(conn, f"plugin_{r * 13 % PLUGINS:03d}", metrics[r % 7], now - 86400, now + 1, 120)
+        assert points, "empty series"
+
+    def series_naive(r: int) -> None:
+        conn.execute(
+            "SELECT CAST((timestamp - ?) / ? AS INTEGER) b, avg(value), min(value), max(value) FROM plugin_metrics "
+            "WHERE plugin_id = ? AND metric_type = ? AND timestamp >= ? GROUP BY b",
+            (now - 86400, 720, f"plugin_{r * 13 % PLUGINS:03d}", metrics[r % 7], now - 86400)).fetchall()
+
+    def latest(_: int) -> None:
+        summaries = queries.plugins(conn)
+        assert len(summaries) == PLUGINS and sum(len(s.latest) for s in summaries) == PLUGINS * 7
+
+    def latest_naive(_: int) -> None:
+        conn.execute("SELECT series_id, max(ts_ms), value FROM metric_points GROUP BY series_id").fetchall()
+
+    def tail(_: int) -> None:
+        assert len(queries.logs(conn, min_level="error", limit=200)) == 200
+
+    def tail_naive(_: int) -> None:
+        conn.execute("SELECT * FROM plugin_logs WHERE level IN ('error', 'critical') ORDER BY timestamp DESC LIMIT 200").fetchall()
+
+    results = []
+    for name, ours, naive, naive_name, target in [
+        ("24 h series, 120 buckets", series, series_naive, "same query on the seed-shaped view", 5.0),
+        ("latest values, 100 plugins x 7 metrics", latest, latest_naive, "GROUP BY over all points", 10.0),
+        ("last 200 logs, level >= error", tail, tail_naive, "single IN() query ordered by time", 5.0),
+    ]:
+        value = _time_ms(ours, repeats)
+        baseline = _time_ms(naive, min(repeats, 3))
+        results.append(BenchResult(f"{name} ({rows:,} rows)", value, "ms", baseline, naive_name,
+                                   f"<= {target:g} ms", value <= target))
+    conn.close()
+    return results
+
+
+def run_bench(rows: int = 1_000_000, repeats: int = 5, points: int = 1_000_000, calls: int = 200_000,
+              progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Run every figure; ``progress`` hears what is being measured."""
+    say = progress or (lambda _: None)
+    results: list[BenchResult] = []
+    with tempfile.TemporaryDirectory(prefix="pmon-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        say(f"record_metric / record_log hot path ({calls:,} calls x {repeats})")
+        results.append(bench_record_metric(tmp, calls, repeats))
+        results.append(bench_record_log(tmp, calls, repeats))
+        say(f"persisting {points:,} points x {repeats}, and raw executemany x {repeats}")
+        results.extend(bench_persist(tmp, points, repeats))
+        say(f"queries on a generated store of {rows:,} metric rows")
+        results.extend(bench_queries(tmp, rows, repeats))
+    return results
+
+
+def render_table(results: list[BenchResult]) -> str:
+    """The human table: figure, value, baseline, ratio, target, met."""
+    header = f"{'figure':<52} {'pmon':>14} {'baseline':>14} {'ratio':>7}  {'target':<22} met"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        base = "-" if r.baseline is None else f"{r.baseline:,.1f}"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+        lines.append(f"{r.name:<52} {r.value:>10,.1f} {r.unit:<3} {base:>14} {ratio:>7}  {r.target:<22} "
+                     f"{'yes' if r.met else 'NO'}")
+        lines.append(f"{'':<52} {'':>14} {r.baseline_name}")
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""The `pmon` command line (click). Commands stay thin: they parse, call, print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pmon import __version__
+from pmon.config import Config, ConfigError, database_path, load_config
+from pmon.store.schema import StoreError
+
+
+class UsageProblem(click.ClickException):
+    """One clear line on stderr and exit code 2 (bad config, bad database path, bad argument)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"pmon: {self.format_message()}", err=True)
+
+
+class Context:
+    """What every command needs: the config and the database path, resolved once."""
+
+    def __init__(self, db: str | None, config_file: str | None) -> None:
+        self._db = db
+        self._config_file = config_file
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self._config_file)
+            except ConfigError as exc:
+                raise UsageProblem(str(exc)) from None
+        return self._config
+
+    @property
+    def db_path(self) -> Path:
+        return database_path(self.config, self._db)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="PMON_DB", metavar="PATH", help="Database file (default: $PMON_DB, pmon.toml, XDG data dir).")
+@click.option("--config", "config_file", envvar="PMON_CONFIG", metavar="PATH",
+              help="pmon.toml to use (default: $PMON_CONFIG, ./pmon.toml, XDG config dir).")
+@click.version_option(__version__, "-V", "--version", prog_name="pmon")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, config_file: str | None) -> None:
+    """pmon: monitoring console for plugin-based applications.
+
+    \b
+    Examples:
+      pmon demo                 simulated plugin host, recording live
+      pmon status               database, row counts, plugins
+      pmon bench --rows 100000  measure the recording and query paths
+    """
+    ctx.obj = Context(db, config_file)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Database path and size, rows per table, plugins, schema version.
+
+    \b
+    Example:
+      pmon --db ./pmon.db status --json
+    """
+    from pmon.store import queries
+    from pmon.store.schema import open_reader
+
+    path = ctx.db_path
+    try:
+        conn = open_reader(path)
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    try:
+        counts = queries.row_counts(conn)
+        summaries = queries.plugins(conn)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    sizes = {suffix or "db": os.path.getsize(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")
+             if os.path.exists(f"{path}{suffix}")}
+    report = {
+        "db_path": str(path),
+        "schema_version": version,
+        "size_bytes": sizes,
+        "rows": counts,
+        "plugins": [{"plugin_id": p.plugin_id, "status": p.status, "last_seen": p.last_seen,
+                     "metrics": {k: v.value for k, v in sorted(p.latest.items())}} for p in summaries],
+    }
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo(f"database  {path}  (schema v{version})")
+    click.echo("size      " + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items()))
+    click.echo("rows      " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    click.echo(f"plugins   {len(summaries)}")
+    for summary in summaries:
+        latest = " ".join(f"{k}={v.value:.4g}" for k, v in sorted(summary.latest.items()))
+        click.echo(f"  {click.style(summary.plugin_id, bold=True)}  {summary.status}  {latest}")
+
+
+@main.command()
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
+              help="Rows in the generated store for the query figures.")
+@click.option("--points", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
+              help="Points recorded end to end per repeat for the persist figures.")
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Repeats per figure (median).")
+@click.option("--json", "as_json", is_flag=True, help="Print name -> {value, baseline, ratio, target, met}.")
+def bench(rows: int, points: int, repeats: int, as_json: bool) -> None:
+    """Measure the recording and query paths against baselines in the same run.
+
+    \b
+    Example:
+      pmon bench --rows 100000 --json
+    """
+    from pmon.bench import run_bench, render_table
+
+    results = run_bench(rows=rows, points=points, repeats=repeats, progress=None if as_json else lambda m: click.echo(m, err=True))
+    if as_json:
+        _emit_json({r.name: r.as_dict() for r in results})
+    else:
+        click.echo(render_table(results))
+
+
+@main.command()
+@click.option("--duration", type=click.FloatRange(min=0), default=None,
+              help="Seconds to simulate (default: until Ctrl-C).")
+@click.option("--history", default=2.0, show_default=True, type=click.FloatRange(min=0),
+              help="Hours of history to pre-fill.")
+@pass_context
+def demo(ctx: Context, duration: float | None, history: float) -> None:
+    """A simulated plugin host recording through the public API.
+
+    It prints what it writes each second; read the data with `pmon status`
+    or sqlite3 while it runs. Uses --db if given, else a demo database in the XDG data dir, so the
+    demo never mixes with real data.
+
+    \b
+    Example:
+      pmon demo --duration 30
+    """
+    from pmon.demo import default_demo_db, run_demo
+
+    path = Path(ctx._db) if ctx._db else default_demo_db()
+    try:
+        run_demo(path, duration=duration, history_hours=history, echo=click.echo)
+    except (StoreError, ConfigError) as exc:
+        raise UsageProblem(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

@@ -1,0 +1,402 @@
+"""Monitor: the recording API plugins call (the seed's ``AdvancedPluginMonitor``).
+
+The hot path validates, timestamps, appends a tuple to the in-memory cache and
+to the writer's queue, and returns: no disk, no lock, no JSON unless a
+metadata / context / data dict is passed. Everything else (SQLite, alert
+callbacks) happens on background threads, so a slow disk or a broken callback
+never reaches the plugin that called.
+
+The API starts lazily: the first ``record_*`` call starts the writer, so a
+plugin can record before (or without) the host calling ``start_monitoring()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pmon import validate
+from pmon.config import Config, MonitorConfig, build_section, database_path, load_config
+from pmon.models import (
+    SNAPSHOT_DICTS,
+    SNAPSHOT_FIELDS,
+    SNAPSHOT_NUMBERS,
+    LogLevel,
+    MetricType,
+    PluginEvent,
+    Severity,
+    category_for,
+    event_from_row,
+    log_from_row,
+    metric_from_row,
+    snapshot_from_row,
+)
+from pmon.store.writer import Writer
+
+log = logging.getLogger("pmon.monitor")
+
+AlertCallback = Callable[[PluginEvent], Any]
+T = TypeVar("T")
+
+_METRICS = validate.enum_lookup(MetricType)
+_LEVELS = validate.enum_lookup(LogLevel)
+_SEVERITIES = validate.enum_lookup(Severity)
+
+
+class RecordCache(Generic[T]):
+    """A bounded, newest-last cache that stores rows as tuples and builds objects when read.
+
+    Behaves like the seed's caches (``len()``, iteration, indexing) while the hot
+    path pays only for a tuple.
+    """
+
+    def __init__(self, maxlen: int, build: Callable[[tuple], T]) -> None:
+        self.rows: deque[tuple] = deque(maxlen=maxlen)
+        """The raw rows, oldest first."""
+        self._build = build
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[T]:
+        return (self._build(row) for row in list(self.rows))
+
+    def __getitem__(self, index: int) -> T:
+        return self._build(self.rows[index])
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    @property
+    def maxlen(self) -> int | None:
+        """Capacity of the cache."""
+        return self.rows.maxlen
+
+    def clear(self) -> None:
+        """Forget the cached rows (they are still in the database)."""
+        self.rows.clear()
+
+    def __repr__(self) -> str:
+        return f"RecordCache(len={len(self)}, maxlen={self.maxlen})"
+
+
+class Monitor:
+    """Records metrics, logs, events and snapshots for plugins into one SQLite file.
+
+    ``db_path`` and ``config`` default to the discovered pmon.toml / PMON_DB
+    (resolved when the monitor starts, not at import). Keyword overrides
+    replace ``[monitor]`` settings, e.g. ``Monitor(path, flush_interval=0.1)``.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str] | None = None, *, config: Config | None = None,
+                 **settings: Any) -> None:
+        self._explicit_db = db_path
+        self._config = config
+        self._settings = settings
+        self.settings: MonitorConfig = build_section(
+            MonitorConfig, {**dataclasses.asdict(config.monitor if config else MonitorConfig()), **settings},
+            "Monitor()")
+        """The effective ``[monitor]`` settings."""
+        self.metrics_cache = RecordCache(self.settings.metrics_cache, metric_from_row)
+        """The most recent metrics, as ``DetailedMetric`` objects."""
+        self.logs_cache = RecordCache(self.settings.logs_cache, log_from_row)
+        """The most recent logs, as ``PluginLog`` objects."""
+        self.events_cache = RecordCache(self.settings.events_cache, event_from_row)
+        """The most recent events, as ``PluginEvent`` objects."""
+        self._metric_rows, self._log_rows = self.metrics_cache.rows, self.logs_cache.rows
+        self._known_ids: dict[str, str] = {}
+        self._callbacks: list[AlertCallback] = []
+        self._alert_rank = Severity(self.settings.alert_min_severity).rank
+        self._lock = threading.Lock()
+        self._writer: Writer | None = None
+        self._queue: deque[Any] | None = None
+        self._max_buffer = self.settings.max_buffer
+        self._alerts: queue.SimpleQueue[PluginEvent | threading.Event | None] | None = None
+        self._alert_thread: threading.Thread | None = None
+        self._callback_errors = 0
+        self._monitoring = False
+        self._started_at: float | None = None
+        self._db_path: Path | None = None
+        self._atexit_registered = False
+        _after_fork_hooks.add(self)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """The config in effect: the one given, else the discovered pmon.toml (read once)."""
+        if self._config is None:
+            self._config = load_config()
+        return self._config
+
+    @property
+    def db_path(self) -> Path:
+        """The database file this monitor writes to."""
+        if self._db_path is None:
+            self._db_path = database_path(self.config, self._explicit_db)
+        return self._db_path
+
+    def _ensure_writer(self) -> Writer:
+        with self._lock:
+            if self._writer is None:
+                s = self.settings
+                writer = Writer(self.db_path, batch_size=s.batch_size, flush_interval=s.flush_interval,
+                                max_buffer=s.max_buffer, busy_timeout_ms=self.config.store.busy_timeout_ms)
+                writer.start()
+                self._started_at = self._started_at or time.time()
+                self._queue = writer.queue
+                self._writer = writer
+                if not self._atexit_registered:
+                    atexit.register(_stop_at_exit, weakref.ref(self))
+                    self._atexit_registered = True
+            return self._writer
+
+    def start_monitoring(self) -> None:
+        """Start the background writer (recording also starts it on first use)."""
+        self._ensure_writer()
+        self._monitoring = True
+
+    def stop_monitoring(self, timeout: float | None = 10.0) -> bool:
+        """Commit everything recorded so far and stop the background threads.
+
+        Returns False if some rows could not be written within ``timeout``
+        (they are counted in ``status()``). Recording afterwards starts again.
+        """
+        self._monitoring = False
+        with self._lock:
+            writer, self._writer, self._queue = self._writer, None, None
+        done = writer.stop(timeout) if writer is not None else True
+        if writer is not None:
+            self._last_stats = writer.stats
+        if self._alerts is not None and self._alert_thread is not None:
+            self._alerts.put(None)
+            self._alert_thread.join(timeout)
+            self._alert_thread = None
+            self._alerts = None
+        return done
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Return once every row recorded before this call is committed (True), or on timeout (False)."""
+        writer = self._writer
+        if writer is None:
+            return True
+        return writer.flush(timeout)
+
+    # -- hot path -----------------------------------------------------------------
+
+    def _enqueue(self, row: tuple) -> None:
+        q = self._queue
+        if q is None:
+            q = self._ensure_writer().queue
+        q.append(row)
+        if len(q) > self._max_buffer:
+            self._writer.drop_oldest()  # type: ignore[union-attr]
+
+    def record_metric(self, plugin_id: str, metric_type: MetricType | str, value: float,
+                      metadata: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
+        """Record one metric value (e.g. ``MetricType.CPU_USAGE``, 45.2)."""
+        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        mtype = _METRICS.get(metric_type) if isinstance(metric_type, str) else None
+        if mtype is None:
+            raise validate.bad_enum("metric_type", metric_type, MetricType)
+        if type(value) is not float or value - value != 0.0:
+            value = validate.number("value", value)
+        ts = time.time() if timestamp is None else validate.timestamp(timestamp)
+        meta = None if metadata is None else validate.json_text("metadata", metadata)
+        row = ("m", pid, mtype, value, ts, meta)
+        self._metric_rows.append(row)
+        q = self._queue  # _enqueue inlined: this is the hottest call
+        if q is None:
+            q = self._ensure_writer().queue
+        q.append(row)
+        if len(q) > self._max_buffer:
+            self._writer.drop_oldest()  # type: ignore[union-attr]
+
+    def record_log(self, plugin_id: str, level: LogLevel | str, message: str,
+                   context: dict[str, Any] | None = None, traceback: str | None = None, *,
+                   timestamp: Any = None) -> None:
+        """Record one log line, with an optional context dict and traceback text."""
+        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        lvl = _LEVELS.get(level) if isinstance(level, str) else None
+        if lvl is None:
+            raise validate.bad_enum("level", level, LogLevel)
+        limit = self.settings.max_text_bytes
+        if type(message) is not str or len(message) * 4 > limit:
+            message = validate.text("message", message, limit)
+        if traceback is not None and (type(traceback) is not str or len(traceback) * 4 > limit):
+            traceback = validate.text("traceback", traceback, limit)
+        ts = time.time() if timestamp is None else validate.timestamp(timestamp)
+        ctx = None if context is None else validate.json_text("context", context)
+        row = ("l", pid, lvl, message, ts, ctx, traceback)
+        self._log_rows.append(row)
+        q = self._queue
+        if q is None:
+            q = self._ensure_writer().queue
+        q.append(row)
+        if len(q) > self._max_buffer:
+            self._writer.drop_oldest()  # type: ignore[union-attr]
+
+    def record_event(self, plugin_id: str, event_type: str, description: str, severity: Severity | str = "info",
+                     data: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
+        """Record an event; at or above ``alert_min_severity`` it also goes to the alert callbacks."""
+        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        sev = _SEVERITIES.get(severity) if isinstance(severity, str) else None
+        if sev is None:
+            raise validate.bad_enum("severity", severity, Severity)
+        if not isinstance(event_type, str) or not event_type.strip() or len(event_type) > 128:
+            raise ValueError(f"event_type: {event_type!r} must be a non-empty string of at most 128 characters")
+        limit = self.settings.max_text_bytes
+        description = validate.text("description", description, limit)
+        ts = time.time() if timestamp is None else validate.timestamp(timestamp)
+        payload = None if data is None else validate.json_text("data", data)
+        row = ("e", pid, event_type, description, sev, ts, payload, category_for(event_type))
+        self.events_cache.rows.append(row)
+        self._enqueue(row)
+        if sev.rank >= self._alert_rank and self._callbacks:
+            self._alert(row)
+
+    def create_snapshot(self, plugin_id: str, snapshot_data: dict[str, Any], *, timestamp: Any = None) -> None:
+        """Record a performance snapshot with the seed's fields (missing numbers are 0, dicts empty)."""
+        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        if not isinstance(snapshot_data, dict):
+            raise ValueError(f"snapshot_data: expected a dict, got {type(snapshot_data).__name__}")
+        unknown = set(snapshot_data) - set(SNAPSHOT_FIELDS)
+        if unknown:
+            raise ValueError(f"snapshot_data: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                             f"allowed: {', '.join(SNAPSHOT_FIELDS)} (put others in custom_metrics)")
+        values: dict[str, Any] = {}
+        for name in SNAPSHOT_NUMBERS:
+            values[name] = validate.number(f"snapshot_data[{name!r}]", snapshot_data.get(name, 0))
+        values["request_count"] = int(values["request_count"])
+        for name in SNAPSHOT_DICTS:
+            values[name] = validate.json_text(f"snapshot_data[{name!r}]", snapshot_data.get(name) or {})
+        ts = time.time() if timestamp is None else validate.timestamp(timestamp)
+        self._enqueue(("s", pid, ts, values))
+
+    # -- alerts -------------------------------------------------------------------
+
+    def add_alert_callback(self, callback: AlertCallback) -> None:
+        """Call ``callback(event)`` for every event at or above ``alert_min_severity``, off the caller's thread."""
+        if not callable(callback):
+            raise ValueError(f"callback: {callback!r} is not callable")
+        with self._lock:
+            self._callbacks = [*self._callbacks, callback]
+
+    def remove_alert_callback(self, callback: AlertCallback) -> None:
+        """Stop calling ``callback``; unknown callbacks are ignored."""
+        with self._lock:
+            self._callbacks = [cb for cb in self._callbacks if cb is not callback and cb != callback]
+
+    def _alert(self, row: tuple) -> None:
+        if self._alerts is None:
+            with self._lock:
+                if self._alerts is None:
+                    self._alerts = queue.SimpleQueue()
+                    self._alert_thread = threading.Thread(target=self._run_callbacks, args=(self._alerts,),
+                                                          name="pmon-alerts", daemon=True)
+                    self._alert_thread.start()
+        self._alerts.put(event_from_row(row))
+
+    def _run_callbacks(self, alerts: queue.SimpleQueue[PluginEvent | threading.Event | None]) -> None:
+        while (event := alerts.get()) is not None:
+            if isinstance(event, threading.Event):
+                event.set()
+                continue
+            for callback in self._callbacks:
+                try:
+                    callback(event)
+                except Exception:
+                    self._callback_errors += 1
+                    log.exception("pmon: alert callback %r raised; the other callbacks still run", callback)
+
+    def wait_for_alerts(self, timeout: float = 10.0) -> bool:
+        """Block until alert callbacks queued so far have run (for tests and short scripts)."""
+        alerts = self._alerts
+        if alerts is None:
+            return True
+        barrier = threading.Event()
+        alerts.put(barrier)
+        return barrier.wait(timeout)
+
+    # -- introspection ------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Monitor status: caches, queue, rows written, drops, errors, database size."""
+        writer = self._writer
+        stats = writer.stats if writer else getattr(self, "_last_stats", None)
+        try:
+            db_size = sum(os.path.getsize(f"{self.db_path}{suffix}") for suffix in ("", "-wal")
+                          if os.path.exists(f"{self.db_path}{suffix}"))
+        except OSError:
+            db_size = None
+        return {
+            "monitoring": self._monitoring,
+            "writer_running": bool(writer and writer.running),
+            "pid": os.getpid(),
+            "db_path": str(self.db_path),
+            "db_size_bytes": db_size,
+            "uptime_seconds": round(time.time() - self._started_at, 3) if self._started_at else 0.0,
+            "plugins_seen": len(self._known_ids),
+            "cache_sizes": {"metrics": len(self.metrics_cache), "logs": len(self.logs_cache),
+                            "events": len(self.events_cache)},
+            "queue_depth": len(writer.queue) if writer else 0,
+            "rows_written": dict(stats.rows_written) if stats else {},
+            "batches": stats.batches if stats else 0,
+            "dropped": stats.dropped if stats else 0,
+            "write_errors": stats.write_errors if stats else 0,
+            "last_error": stats.last_error if stats else None,
+            "last_flush_ms": round(stats.last_flush_ms, 3) if stats else None,
+            "alert_callbacks": len(self._callbacks),
+            "callback_errors": self._callback_errors,
+        }
+
+    # -- fork ---------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """The child gets its own writer; rows queued in the parent stay the parent's to write."""
+        self._lock = threading.Lock()
+        restart = self._writer is not None
+        self._writer, self._queue = None, None
+        self._alerts, self._alert_thread = None, None
+        self._started_at = None
+        if restart:
+            mp_util = sys.modules.get("multiprocessing.util")
+            if mp_util is not None:  # multiprocessing children leave through os._exit, skipping atexit
+                mp_util.Finalize(self, self.stop_monitoring, exitpriority=100)
+
+
+class _ForkHooks:
+    """Weakly tracks monitors so each can reset itself in a forked child."""
+
+    def __init__(self) -> None:
+        self._monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_in_child)
+
+    def add(self, monitor: Monitor) -> None:
+        self._monitors.add(monitor)
+
+    def _after_in_child(self) -> None:
+        for monitor in list(self._monitors):
+            monitor._after_fork_in_child()
+
+
+_after_fork_hooks = _ForkHooks()
+
+
+def _stop_at_exit(ref: weakref.ref[Monitor]) -> None:
+    monitor = ref()
+    if monitor is not None:
+        monitor.stop_monitoring(timeout=10.0)
+

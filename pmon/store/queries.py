@@ -1,0 +1,246 @@
+"""Read queries for the console, the CLI and the API.
+
+Every function takes a connection (``open_reader`` gives a read-only one) and
+returns plain dataclasses: callers never see a cursor or write SQL.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pmon.models import (
+    SNAPSHOT_FIELDS,
+    EventCategory,
+    LogLevel,
+    MetricType,
+    PerformanceSnapshot,
+    PluginEvent,
+    PluginLog,
+    Severity,
+    to_datetime,
+)
+
+TABLES = {
+    "metrics": "metric_points",
+    "logs": "plugin_logs",
+    "events": "plugin_events",
+    "snapshots": "performance_snapshots",
+    "plugins": "plugins",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    """The most recent value of one metric of one plugin."""
+
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSummary:
+    """A plugin as the overview shows it: when it was seen and its latest metric values."""
+
+    plugin_id: str
+    first_seen: float
+    last_seen: float
+    status: str
+    latest: dict[str, LatestValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One bucket of a metric series: its start time (epoch seconds) and aggregates."""
+
+    timestamp: float
+    avg: float
+    min: float
+    max: float
+    count: int
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (``%`` and ``_`` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _loads(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def plugins(conn: sqlite3.Connection) -> list[PluginSummary]:
+    """Every plugin with its latest value per metric type.
+
+    One index seek per series (the last entry of its covering index), so the
+    cost grows with the number of series, not the number of points.
+    """
+    latest: dict[str, dict[str, LatestValue]] = {}
+    for plugin_id, metric_type, ts_ms, value in conn.execute(
+        "SELECT s.plugin_id, s.metric_type, p.ts_ms, p.value FROM metric_series s "
+        "JOIN metric_points p ON p.id = (SELECT id FROM metric_points WHERE series_id = s.id "
+        "ORDER BY ts_ms DESC LIMIT 1)"
+    ):
+        latest.setdefault(plugin_id, {})[metric_type] = LatestValue(value, ts_ms / 1000)
+    return [
+        PluginSummary(pid, first, last, status, latest.get(pid, {}))
+        for pid, first, last, status in conn.execute(
+            "SELECT id, first_seen, last_seen, status FROM plugins ORDER BY id"
+        )
+    ]
+
+
+def series(conn: sqlite3.Connection, plugin_id: str, metric_type: MetricType | str, since: float, until: float,
+           points: int = 120) -> list[SeriesPoint]:
+    """A metric over [since, until) in ``points`` equal buckets (empty buckets omitted)."""
+    if points < 1:
+        raise ValueError(f"points: must be at least 1, got {points}")
+    row = conn.execute("SELECT id FROM metric_series WHERE plugin_id = ? AND metric_type = ?",
+                       (plugin_id, str(metric_type))).fetchone()
+    if row is None:
+        return []
+    start, end = int(since * 1000), int(until * 1000)
+    width = max(1, -(-(end - start) // points))
+    return [
+        SeriesPoint((start + bucket * width) / 1000, avg, low, high, count)
+        for bucket, avg, low, high, count in conn.execute(
+            "SELECT (ts_ms - ?1) / ?2 AS bucket, avg(value), min(value), max(value), count(*) "
+            "FROM metric_points WHERE series_id = ?3 AND ts_ms >= ?1 AND ts_ms < ?4 GROUP BY bucket ORDER BY bucket",
+            (start, width, row[0], end),
+        )
+    ]
+
+
+def _filtered(conn: sqlite3.Connection, sql: str, where: list[str], params: list[object], rank_column: str,
+              ranks: Iterable[str] | None, limit: int, newest_first: bool) -> list[tuple]:
+    """Run one query per allowed level/severity and merge by id.
+
+    Why: ``level IN (...) ORDER BY id DESC LIMIT n`` makes SQLite sort every
+    matching row; one indexed query per value reads only ``n`` rows each.
+    """
+    order = "DESC" if newest_first else "ASC"
+    if ranks is None:
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return conn.execute(f"{sql}{clause} ORDER BY id {order} LIMIT ?", (*params, limit)).fetchall()
+    results = []
+    for rank in ranks:
+        clause = " AND ".join([f"{rank_column} = ?", *where])
+        results.append(conn.execute(f"{sql} WHERE {clause} ORDER BY id {order} LIMIT ?",
+                                    (rank, *params, limit)).fetchall())
+    merged = heapq.merge(*results, key=lambda r: r[0], reverse=newest_first)
+    return [row for _, row in zip(range(limit), merged)]
+
+
+def _common_filters(plugin_id: str | None, text: str | None, text_column: str, since: float | None,
+                    until: float | None, after_id: int | None, before_id: int | None) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    params: list[object] = []
+    if plugin_id is not None:
+        where.append("plugin_id = ?")
+        params.append(plugin_id)
+    if text:
+        where.append(f"{text_column} LIKE ? ESCAPE '\\'")
+        params.append(like_pattern(text))
+    if since is not None:
+        where.append("timestamp >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(until)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(before_id)
+    return where, params
+
+
+def logs(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_level: LogLevel | str | None = None,
+         text: str | None = None, since: float | None = None, until: float | None = None,
+         after_id: int | None = None, before_id: int | None = None, limit: int = 200,
+         newest_first: bool = True) -> list[PluginLog]:
+    """Logs filtered by plugin, minimum level, message text, time and id (``after_id`` tails)."""
+    where, params = _common_filters(plugin_id, text, "message", since, until, after_id, before_id)
+    levels = None
+    if min_level is not None:
+        floor = LogLevel(str(min_level).lower()).rank
+        levels = [lvl.value for lvl in LogLevel if lvl.rank >= floor]
+    rows = _filtered(conn, "SELECT id, plugin_id, level, message, timestamp, context, traceback FROM plugin_logs",
+                     where, params, "level", levels, limit, newest_first)
+    return [PluginLog(pid, _level(level), message, to_datetime(ts), _loads(ctx), tb, rid)  # type: ignore[arg-type]
+            for rid, pid, level, message, ts, ctx, tb in rows]
+
+
+def _level(value: str) -> LogLevel | str:
+    try:
+        return LogLevel(value)
+    except ValueError:
+        return value
+
+
+def _severity(value: str) -> Severity | str:
+    try:
+        return Severity(value)
+    except ValueError:
+        return value
+
+
+def events(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_severity: Severity | str | None = None,
+           category: EventCategory | str | None = None, text: str | None = None, since: float | None = None,
+           until: float | None = None, after_id: int | None = None, before_id: int | None = None,
+           limit: int = 200, newest_first: bool = True) -> list[PluginEvent]:
+    """Events filtered by plugin, minimum severity, category, description text, time and id."""
+    where, params = _common_filters(plugin_id, text, "description", since, until, after_id, before_id)
+    if category is not None:
+        where.append("category = ?")
+        params.append(str(EventCategory(str(category).lower())))
+    severities = None
+    if min_severity is not None:
+        floor = Severity(str(min_severity).lower()).rank
+        severities = [sev.value for sev in Severity if sev.rank >= floor]
+    rows = _filtered(conn, "SELECT id, plugin_id, event_type, description, severity, timestamp, data, category "
+                     "FROM plugin_events", where, params, "severity", severities, limit, newest_first)
+    return [PluginEvent(pid, etype, desc, _severity(sev), to_datetime(ts), _loads(data),  # type: ignore[arg-type]
+                        EventCategory(cat) if cat in EventCategory._value2member_map_ else cat, rid)
+            for rid, pid, etype, desc, sev, ts, data, cat in rows]
+
+
+_SNAPSHOT_SELECT = f"SELECT id, plugin_id, timestamp, {', '.join(SNAPSHOT_FIELDS)} FROM performance_snapshots"
+
+
+def _snapshot(row: tuple) -> PerformanceSnapshot:
+    rid, pid, ts, *values = row
+    fields = dict(zip(SNAPSHOT_FIELDS, values))
+    for name in ("disk_io", "network_io", "custom_metrics"):
+        fields[name] = _loads(fields[name]) or {}
+    return PerformanceSnapshot(pid, to_datetime(ts), **fields, id=rid)
+
+
+def snapshots(conn: sqlite3.Connection, *, plugin_id: str | None = None, limit: int = 100) -> list[PerformanceSnapshot]:
+    """Snapshots, newest first, optionally for one plugin."""
+    if plugin_id is None:
+        rows = conn.execute(f"{_SNAPSHOT_SELECT} ORDER BY id DESC LIMIT ?", (limit,))
+    else:
+        rows = conn.execute(f"{_SNAPSHOT_SELECT} WHERE plugin_id = ? ORDER BY id DESC LIMIT ?", (plugin_id, limit))
+    return [_snapshot(row) for row in rows]
+
+
+def snapshot(conn: sqlite3.Connection, snapshot_id: int) -> PerformanceSnapshot | None:
+    """One snapshot by id, or None."""
+    row = conn.execute(f"{_SNAPSHOT_SELECT} WHERE id = ?", (snapshot_id,)).fetchone()
+    return _snapshot(row) if row else None
+
+
+def row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows per table (exact; ``max(id)`` would be faster but lies after pruning)."""
+    return {name: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for name, table in TABLES.items()}

@@ -1,0 +1,208 @@
+"""The SQLite schema, its version, and how connections are opened.
+
+The seed's four tables keep their names and columns. Logs, events and snapshots
+are real tables; ``plugin_metrics`` is a view over ``metric_points``, a compact
+table that stores a small series id instead of repeating the plugin and metric
+names in every row and in its index (~60 bytes a point instead of ~140). Its
+covering index (series, time, value) answers series and latest-value queries
+without touching the table, so the writer keeps no latest-values table.
+Timestamps are Unix epoch seconds (UTC) in every seed table and view; the
+``*_utc`` views show them as text for people reading the file with sqlite3.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message names the path."""
+
+
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS plugins (
+    id TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active'
+);
+
+CREATE TABLE IF NOT EXISTS metric_series (
+    id INTEGER PRIMARY KEY,
+    plugin_id TEXT NOT NULL,
+    metric_type TEXT NOT NULL,
+    UNIQUE (plugin_id, metric_type)
+);
+
+CREATE TABLE IF NOT EXISTS metric_points (
+    id INTEGER PRIMARY KEY,
+    series_id INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    value REAL NOT NULL,
+    metadata TEXT
+);
+CREATE INDEX IF NOT EXISTS metric_points_series_time ON metric_points (series_id, ts_ms, value);
+
+CREATE VIEW IF NOT EXISTS plugin_metrics AS
+    SELECT p.id AS id, s.plugin_id AS plugin_id, s.metric_type AS metric_type, p.value AS value,
+           p.ts_ms / 1000.0 AS timestamp, p.metadata AS metadata, NULL AS created_at
+    FROM metric_points p JOIN metric_series s ON s.id = p.series_id;
+
+CREATE TABLE IF NOT EXISTS plugin_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plugin_id TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    timestamp DATETIME NOT NULL,
+    context TEXT,
+    traceback TEXT,
+    created_at DATETIME DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
+);
+CREATE INDEX IF NOT EXISTS plugin_logs_plugin ON plugin_logs (plugin_id, id);
+CREATE INDEX IF NOT EXISTS plugin_logs_level ON plugin_logs (level, id);
+CREATE INDEX IF NOT EXISTS plugin_logs_plugin_level ON plugin_logs (plugin_id, level, id);
+CREATE INDEX IF NOT EXISTS plugin_logs_time ON plugin_logs (timestamp);
+
+CREATE TABLE IF NOT EXISTS plugin_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plugin_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    description TEXT NOT NULL,
+    timestamp DATETIME NOT NULL,
+    severity TEXT NOT NULL,
+    data TEXT,
+    created_at DATETIME DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+    category TEXT NOT NULL DEFAULT 'system'
+);
+CREATE INDEX IF NOT EXISTS plugin_events_plugin ON plugin_events (plugin_id, id);
+CREATE INDEX IF NOT EXISTS plugin_events_severity ON plugin_events (severity, id);
+CREATE INDEX IF NOT EXISTS plugin_events_plugin_severity ON plugin_events (plugin_id, severity, id);
+CREATE INDEX IF NOT EXISTS plugin_events_time ON plugin_events (timestamp);
+
+CREATE TABLE IF NOT EXISTS performance_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plugin_id TEXT NOT NULL,
+    timestamp DATETIME NOT NULL,
+    cpu_usage REAL NOT NULL,
+    memory_usage REAL NOT NULL,
+    response_time REAL NOT NULL,
+    error_rate REAL NOT NULL,
+    request_count INTEGER NOT NULL,
+    throughput REAL NOT NULL,
+    disk_io TEXT NOT NULL,
+    network_io TEXT NOT NULL,
+    custom_metrics TEXT,
+    created_at DATETIME DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
+);
+CREATE INDEX IF NOT EXISTS performance_snapshots_plugin ON performance_snapshots (plugin_id, id);
+
+CREATE VIEW IF NOT EXISTS plugin_metrics_utc AS
+    SELECT id, plugin_id, metric_type, value, strftime('%Y-%m-%d %H:%M:%f', timestamp, 'unixepoch') AS time_utc, metadata
+    FROM plugin_metrics;
+CREATE VIEW IF NOT EXISTS plugin_logs_utc AS
+    SELECT id, plugin_id, level, strftime('%Y-%m-%d %H:%M:%f', timestamp, 'unixepoch') AS time_utc, message, context, traceback
+    FROM plugin_logs;
+CREATE VIEW IF NOT EXISTS plugin_events_utc AS
+    SELECT id, plugin_id, event_type, category, severity, strftime('%Y-%m-%d %H:%M:%f', timestamp, 'unixepoch') AS time_utc,
+           description, data
+    FROM plugin_events;
+CREATE VIEW IF NOT EXISTS performance_snapshots_utc AS
+    SELECT id, plugin_id, strftime('%Y-%m-%d %H:%M:%f', timestamp, 'unixepoch') AS time_utc, cpu_usage, memory_usage,
+           response_time, error_rate, request_count, throughput, disk_io, network_io, custom_metrics
+    FROM performance_snapshots;
+"""
+
+# Index i upgrades a version-i database to version i+1.
+MIGRATIONS: list[str] = [SCHEMA_V1]
+
+
+def _describe(path: Path, exc: BaseException) -> StoreError:
+    return StoreError(f"{path}: {exc}")
+
+
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, expected a pmon database file")
+    if path.exists() and path.stat().st_size and path.stat().st_size < 100:
+        raise StoreError(f"{path}: file is too short to be an SQLite database; pmon will not overwrite it")
+
+
+def _tune(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION in one IMMEDIATE transaction (safe when processes race)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path}: schema version {version} is newer than this pmon ({SCHEMA_VERSION}); upgrade pmon")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in MIGRATIONS[version:]:
+            for statement in step.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def open_writer(path: str | os.PathLike[str], busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    """A read-write connection in WAL mode with the schema in place.
+
+    Creates the file (and its folder) when missing; refuses, with the path in
+    the message, anything that is not a pmon database. Never deletes anything.
+    """
+    file = Path(path)
+    _check_path(file)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(file, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise _describe(file, exc) from None
+    try:
+        _tune(conn, busy_timeout_ms)
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{file}: could not switch to WAL mode (got {mode})")
+        migrate(conn, file)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _describe(file, exc) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_reader(path: str | os.PathLike[str], busy_timeout_ms: int = 2000) -> sqlite3.Connection:
+    """A read-only connection: it can never take the write lock, so it never slows writers."""
+    file = Path(path)
+    if not file.exists():
+        raise StoreError(f"{file}: no database here yet (record something, or run `pmon demo`)")
+    _check_path(file)
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise _describe(file, exc) from None
+    if version == 0:
+        conn.close()
+        raise StoreError(f"{file}: not a pmon database (no schema yet)")
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"{file}: schema version {version} is newer than this pmon ({SCHEMA_VERSION}); upgrade pmon")
+    return conn

@@ -1,0 +1,351 @@
+"""The batched writer: the only code that writes recorded rows to SQLite.
+
+Producers append plain tuples to ``queue`` (a deque: appends are atomic and
+cost ~40 ns); one background thread drains it in ``BEGIN IMMEDIATE``
+transactions of up to ``batch_size`` rows every ``flush_interval`` (sooner when
+a batch is full). When storage fails (locked, disk full, read-only, folder
+gone) rows stay queued, the error is counted and logged at most once a minute,
+and the writer retries with backoff until storage recovers. Past
+``max_buffer`` queued rows the oldest are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pmon.models import SNAPSHOT_FIELDS
+from pmon.store.schema import StoreError, open_writer
+from pmon.validate import scrub
+
+log = logging.getLogger("pmon.store")
+
+LOG_EVERY_SECONDS = 60.0
+POLL_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class FlushMarker:
+    """Placed in the queue by ``flush()``; set once every row before it is committed (or dropped)."""
+
+    __slots__ = ("done", "complete")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.complete = True
+
+
+@dataclass
+class WriterStats:
+    """Counters for ``status()``; plain ints updated by the writer thread."""
+
+    rows_written: dict[str, int] = field(default_factory=lambda: {"metrics": 0, "logs": 0, "events": 0, "snapshots": 0})
+    batches: int = 0
+    dropped: int = 0
+    write_errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_flush_ms: float = 0.0
+    last_commit_at: float | None = None
+
+
+_KIND = {"m": "metrics", "l": "logs", "e": "events", "s": "snapshots"}
+
+_INSERT_POINT = "INSERT INTO metric_points (series_id, ts_ms, value, metadata) VALUES (?, ?, ?, ?)"
+_INSERT_LOG = (
+    "INSERT INTO plugin_logs (plugin_id, level, message, timestamp, context, traceback) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO plugin_events (plugin_id, event_type, description, severity, timestamp, data, category) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_SNAPSHOT = (
+    f"INSERT INTO performance_snapshots (plugin_id, timestamp, {', '.join(SNAPSHOT_FIELDS)}) "
+    f"VALUES (?, ?, {', '.join('?' * len(SNAPSHOT_FIELDS))})"
+)
+_UPSERT_PLUGIN = (
+    "INSERT INTO plugins (id, first_seen, last_seen) VALUES (?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), "
+    "last_seen = max(last_seen, excluded.last_seen)"
+)
+
+
+def _scrub_row(row: tuple) -> tuple:
+    return tuple(scrub(v) if isinstance(v, str) else v for v in row)
+
+
+class Writer:
+    """Owns the write connection and the thread that commits queued rows."""
+
+    def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 20_000, flush_interval: float = 1.0,
+                 max_buffer: int = 100_000, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_buffer = max_buffer
+        self.busy_timeout_ms = busy_timeout_ms
+        self.queue: deque[Any] = deque()
+        """Rows and flush markers waiting for the writer thread, oldest first."""
+        self.stats = WriterStats()
+        """Counters reported by ``Monitor.status()``."""
+        self._pending: list[tuple] = []
+        self._markers: list[FlushMarker] = []
+        self._wake = threading.Event()
+        self._stopping = False
+        self._drop_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._series: dict[tuple[str, str], int] = {}
+        self._retry_at = 0.0
+        self._failures = 0
+        self._last_logged = 0.0
+
+    # -- producer side -------------------------------------------------------------
+
+    def drop_oldest(self) -> None:
+        """Called by producers when the queue is over ``max_buffer``."""
+        with self._drop_lock:
+            while len(self.queue) > self.max_buffer:
+                try:
+                    item = self.queue.popleft()
+                except IndexError:
+                    return
+                if isinstance(item, FlushMarker):
+                    item.complete = False
+                    item.done.set()
+                else:
+                    self.stats.dropped += 1
+            self._report("buffer full: dropping oldest rows")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every row queued before the call is committed; False on timeout or drops."""
+        if self._thread is None or not self._thread.is_alive():
+            self.start()
+        marker = FlushMarker()
+        self.queue.append(marker)
+        self._wake.set()
+        if not marker.done.wait(timeout):
+            return False
+        return marker.complete
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="pmon-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> bool:
+        """Commit what is queued, stop the thread, close the connection; False if rows remain."""
+        flushed = self.flush(timeout) if self._thread is not None else True
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._close()
+        return flushed and not self.queue and not self._pending
+
+    @property
+    def running(self) -> bool:
+        """True while the writer thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- writer thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stopping:
+            self._wake.wait(POLL_SECONDS)
+            woken = self._wake.is_set()
+            self._wake.clear()
+            now = time.monotonic()
+            if woken or len(self.queue) >= self.batch_size or now - last >= self.flush_interval:
+                self._drain()
+                last = time.monotonic()
+        self._drain()
+
+    def _take(self) -> None:
+        """Move up to batch_size rows (and the markers among them) into the pending batch."""
+        queue, pending, markers = self.queue, self._pending, self._markers
+        room = self.batch_size - len(pending)
+        while room > 0:
+            try:
+                item = queue.popleft()
+            except IndexError:
+                return
+            if type(item) is FlushMarker:
+                markers.append(item)
+                return  # commit what precedes the marker before honouring it
+            pending.append(item)
+            room -= 1
+
+    def _drain(self) -> None:
+        while True:
+            if time.monotonic() < self._retry_at:
+                return
+            self._take()
+            if not self._pending and not self._markers:
+                return
+            if self._pending and not self._commit(self._pending):
+                return
+            self._pending = []
+            for marker in self._markers:
+                marker.done.set()
+            self._markers = []
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            try:
+                st = os.stat(self.path)
+                if (st.st_dev, st.st_ino) == self._identity:
+                    return self._conn
+            except OSError:
+                pass
+            log.warning("pmon: database %s was moved or deleted; reopening", self.path)
+            self._close()
+        conn = open_writer(self.path, self.busy_timeout_ms)
+        st = os.stat(self.path)
+        self._conn, self._identity = conn, (st.st_dev, st.st_ino)
+        self._series = {}
+        return conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+    def _commit(self, rows: list[tuple]) -> bool:
+        started = time.perf_counter()
+        try:
+            conn = self._connection()
+            try:
+                new_series = self._write(conn, rows)
+            except UnicodeEncodeError:
+                new_series = self._write(conn, [_scrub_row(r) for r in rows])
+        except (sqlite3.Error, OSError, StoreError, MemoryError) as exc:
+            self._failed(exc)
+            return False
+        self._series.update(new_series)
+        stats = self.stats
+        for row in rows:
+            stats.rows_written[_KIND[row[0]]] += 1
+        stats.batches += 1
+        stats.last_flush_ms = (time.perf_counter() - started) * 1000
+        stats.last_commit_at = time.time()
+        if self._failures:
+            log.warning("pmon: writing to %s again after %d failed attempts", self.path, self._failures)
+        self._failures = 0
+        self._retry_at = 0.0
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.write_errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        self.stats.last_error_at = time.time()
+        self._failures += 1
+        self._retry_at = time.monotonic() + min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** min(self._failures, 6))
+        if isinstance(exc, sqlite3.DatabaseError) and "locked" not in str(exc) and "busy" not in str(exc):
+            self._close()  # a fresh connection after disk-full / IO errors
+        self._report(f"cannot write to {self.path}: {self.stats.last_error}; rows kept in memory and retried")
+
+    def _report(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_logged >= LOG_EVERY_SECONDS:
+            self._last_logged = now
+            log.warning("pmon: %s (queued %d, dropped %d, errors %d)", message, len(self.queue),
+                        self.stats.dropped, self.stats.write_errors)
+
+    def _series_id(self, conn: sqlite3.Connection, key: tuple[str, str], new: dict[tuple[str, str], int]) -> int:
+        found = self._series.get(key) or new.get(key)
+        if found is None:
+            conn.execute("INSERT OR IGNORE INTO metric_series (plugin_id, metric_type) VALUES (?, ?)", key)
+            found = conn.execute("SELECT id FROM metric_series WHERE plugin_id = ? AND metric_type = ?", key).fetchone()[0]
+            new[key] = found
+        return found
+
+    def _write(self, conn: sqlite3.Connection, rows: list[tuple]) -> dict[tuple[str, str], int]:
+        """One transaction for the whole batch; returns series ids created in it.
+
+        Per-row work is kept to a dict lookup and a tuple: this loop holds the
+        GIL that the host application records with. Latest values need no
+        bookkeeping (the covering index answers them).
+        """
+        new: dict[tuple[str, str], int] = {}
+        known = self._series
+        points: list[tuple] = []
+        add_point = points.append
+        others: list[tuple] = []
+        first: dict[str, float] = {}
+        last: dict[str, float] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row in rows:
+                if row[0] == "m":
+                    key = (row[1], row[2])
+                    ts = row[4]
+                    add_point((known.get(key) or self._series_id(conn, key, new), int(ts * 1000), row[3], row[5]))
+                    if row[1] not in last:
+                        first[row[1]] = ts
+                    last[row[1]] = ts
+                else:
+                    others.append(row)
+            if points:
+                conn.executemany(_INSERT_POINT, points)
+                # rows are nearly always in time order within a batch; the upsert keeps min / max anyway
+                conn.executemany(_UPSERT_PLUGIN, [(p, min(first[p], t), max(first[p], t)) for p, t in last.items()])
+            if others:
+                self._write_others(conn, others)
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        return new
+
+    @staticmethod
+    def _write_others(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+        logs, events, snaps = [], [], []
+        seen: dict[str, list[float]] = {}
+        for row in rows:
+            kind, plugin = row[0], row[1]
+            if kind == "l":
+                logs.append(row[1:])
+                ts = row[4]
+            elif kind == "e":
+                events.append(row[1:])
+                ts = row[5]
+            else:
+                values = row[3]
+                snaps.append((plugin, row[2], *(values[name] for name in SNAPSHOT_FIELDS)))
+                ts = row[2]
+            span = seen.get(plugin)
+            if span is None:
+                seen[plugin] = [ts, ts]
+            elif ts < span[0]:
+                span[0] = ts
+            elif ts > span[1]:
+                span[1] = ts
+        if logs:
+            conn.executemany(_INSERT_LOG, logs)
+        if events:
+            conn.executemany(_INSERT_EVENT, events)
+        if snaps:
+            conn.executemany(_INSERT_SNAPSHOT, snaps)
+        conn.executemany(_UPSERT_PLUGIN, [(p, lo, hi) for p, (lo, hi) in seen.items()])
