@@ -166,7 +166,8 @@ def bench_persist(tmp: Path, points: int, repeats: int) -> list[BenchResult]:
             record(plugin, metric, value)
         monitor.flush(timeout=None)
         ours.append(points / (time.perf_counter() - started))
-        assert monitor.status()["rows_written"]["metrics"] == points, "bench lost rows"
+        if monitor.status()["rows_written"]["metrics"] != points:
+            raise RuntimeError(f"bench lost rows: {monitor.status()}")
         monitor.stop_monitoring()
         if r == 0:
             bytes_per_point = _db_bytes(path) / points
@@ -243,7 +244,7 @@ def generate_store(path: Path, rows: int, now: float) -> None:
         conn.execute("COMMIT")
     levels = [lvl.value for lvl in LogLevel]
     weights = [40, 45, 10, 4, 1]
-    n_logs = max(1000, rows // 10)
+    n_logs = max(10_000, rows // 10)
     for first in range(0, n_logs, chunk):
         batch = [(f"plugin_{rng.randrange(PLUGINS):03d}", rng.choices(levels, weights)[0], f"message {i}",
                   now - 86400 + i * 86400 / n_logs, None, None) for i in range(first, min(n_logs, first + chunk))]
@@ -274,7 +275,8 @@ def bench_queries(tmp: Path, rows: int, repeats: int) -> list[BenchResult]:
 
     def series(r: int) -> None:
         points = queries.series(conn, f"plugin_{r * 13 % PLUGINS:03d}", metrics[r % 7], now - 86400, now + 1, 120)
-        assert points, "empty series"
+        if not points:
+            raise RuntimeError("generated store has an empty series")
 
     def series_naive(r: int) -> None:
         conn.execute(
@@ -284,13 +286,15 @@ def bench_queries(tmp: Path, rows: int, repeats: int) -> list[BenchResult]:
 
     def latest(_: int) -> None:
         summaries = queries.plugins(conn)
-        assert len(summaries) == PLUGINS and sum(len(s.latest) for s in summaries) == PLUGINS * 7
+        if len(summaries) != PLUGINS or sum(len(s.latest) for s in summaries) != PLUGINS * 7:
+            raise RuntimeError("generated store lacks latest values")
 
     def latest_naive(_: int) -> None:
         conn.execute("SELECT series_id, max(ts_ms), value FROM metric_points GROUP BY series_id").fetchall()
 
     def tail(_: int) -> None:
-        assert len(queries.logs(conn, min_level="error", limit=200)) == 200
+        if len(queries.logs(conn, min_level="error", limit=200)) != 200:
+            raise RuntimeError("generated store has too few error logs")
 
     def tail_naive(_: int) -> None:
         conn.execute("SELECT * FROM plugin_logs WHERE level IN ('error', 'critical') ORDER BY timestamp DESC LIMIT 200").fetchall()

@@ -165,6 +165,10 @@ class Writer:
     # -- writer thread ------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._connection()  # create the file now, so a bad path shows up in status() at once
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            self._failed(exc)
         last = time.monotonic()
         while not self._stopping:
             self._wake.wait(POLL_SECONDS)
@@ -299,15 +303,18 @@ class Writer:
                     key = (row[1], row[2])
                     ts = row[4]
                     add_point((known.get(key) or self._series_id(conn, key, new), int(ts * 1000), row[3], row[5]))
-                    if row[1] not in last:
+                    seen = last.get(row[1])
+                    if seen is None:
+                        first[row[1]] = last[row[1]] = ts
+                    elif ts > seen:
+                        last[row[1]] = ts
+                    elif ts < first[row[1]]:
                         first[row[1]] = ts
-                    last[row[1]] = ts
                 else:
                     others.append(row)
             if points:
                 conn.executemany(_INSERT_POINT, points)
-                # rows are nearly always in time order within a batch; the upsert keeps min / max anyway
-                conn.executemany(_UPSERT_PLUGIN, [(p, min(first[p], t), max(first[p], t)) for p, t in last.items()])
+                conn.executemany(_UPSERT_PLUGIN, [(p, first[p], t) for p, t in last.items()])
             if others:
                 self._write_others(conn, others)
             conn.execute("COMMIT")

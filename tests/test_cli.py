@@ -1,0 +1,84 @@
+"""The command line, run as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pmon import Monitor, __version__
+
+
+def pmon(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PMON_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "pmon", *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=300)
+
+
+def test_version_and_help() -> None:
+    assert pmon("--version").stdout.strip() == f"pmon, version {__version__}"
+    out = pmon("--help").stdout
+    for command in ("status", "bench", "demo"):
+        assert command in out
+    for command in ("status", "bench", "demo"):
+        assert "Example" in pmon(command, "--help").stdout
+
+
+def test_status_json_reports_rows_and_plugins(db_path: Path) -> None:
+    monitor = Monitor(db_path, flush_interval=0.05)
+    monitor.record_metric("alpha", "cpu_usage", 12.5)
+    monitor.record_log("alpha", "error", "boom")
+    monitor.record_event("beta", "startup", "hello", "info")
+    assert monitor.flush()
+    monitor.stop_monitoring()
+    result = pmon("--db", str(db_path), "status", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rows"] == {"metrics": 1, "logs": 1, "events": 1, "snapshots": 0, "plugins": 2}
+    assert [p["plugin_id"] for p in report["plugins"]] == ["alpha", "beta"]
+    assert report["plugins"][0]["metrics"] == {"cpu_usage": 12.5}
+    text = pmon("status", env={"PMON_DB": str(db_path)})
+    assert "alpha" in text.stdout and "logs 1" in text.stdout
+
+
+def test_missing_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = pmon("--db", str(tmp_path / "none.db"), "status")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "none.db" in result.stderr and "pmon demo" in result.stderr
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "pmon.toml"
+    bad.write_text("[monitor]\nbatch_size = 'lots'\n")
+    result = pmon("--config", str(bad), "status")
+    assert result.returncode == 2
+    assert result.stderr == f"pmon: {bad}: [monitor]: batch_size must be int, got str 'lots'\n"
+    found_in_cwd = pmon("status", cwd=tmp_path)
+    assert found_in_cwd.returncode == 2 and "batch_size must be int" in found_in_cwd.stderr
+
+
+def test_demo_records_through_the_api(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = pmon("--db", str(db), "demo", "--duration", "2", "--history", "0.05")
+    assert result.returncode == 0, result.stderr
+    assert "pre-filled" in result.stdout and "done" in result.stdout
+    report = json.loads(pmon("--db", str(db), "status", "--json").stdout)
+    assert len(report["plugins"]) == 8
+    assert all(report["rows"][table] > 0 for table in ("metrics", "logs", "events", "snapshots"))
+
+
+@pytest.mark.slow
+def test_bench_json_has_every_figure_with_baseline_and_target() -> None:
+    result = pmon("bench", "--rows", "20000", "--points", "20000", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert len(figures) == 7
+    for name, figure in figures.items():
+        assert set(figure) == {"value", "unit", "baseline", "baseline_name", "ratio", "target", "met"}, name
+        assert figure["value"] > 0 and figure["baseline"] > 0
+    assert figures["record_metric"]["unit"] == "ns/call"
