@@ -137,6 +137,12 @@ class DemoHost:
                 self._flap(p, t)
             if p.down_until > t:
                 continue
+            if not p.notes.get("started"):
+                p.notes["started"] = t
+                m.record_event(p.plugin_id, "startup", f"{p.plugin_id} started", Severity.INFO,
+                               {"version": "1.4.2", "pid": 4000 + self.plugins.index(p)}, timestamp=t)
+                m.record_log(p.plugin_id, LogLevel.INFO, f"{p.plugin_id} plugin loaded", {"version": "1.4.2"},
+                             timestamp=t)
             v = p.behaviour(p, t, rng)
             v = {k: max(0.0, x) for k, x in v.items()}
             p.requests += int(v["tput"])
