@@ -42,7 +42,7 @@ from pmon.models import (
     metric_from_row,
     snapshot_from_row,
 )
-from pmon.store.writer import Writer
+from pmon.store.writer import Writer, WriterStats
 
 log = logging.getLogger("pmon.monitor")
 
@@ -129,6 +129,7 @@ class Monitor:
         self._started_at: float | None = None
         self._db_path: Path | None = None
         self._atexit_registered = False
+        self._last_stats: WriterStats | None = None
         _after_fork_hooks.add(self)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -334,7 +335,7 @@ class Monitor:
     def status(self) -> dict[str, Any]:
         """Monitor status: caches, queue, rows written, drops, errors, database size."""
         writer = self._writer
-        stats = writer.stats if writer else getattr(self, "_last_stats", None)
+        stats = writer.stats if writer else self._last_stats
         try:
             db_size = sum(os.path.getsize(f"{self.db_path}{suffix}") for suffix in ("", "-wal")
                           if os.path.exists(f"{self.db_path}{suffix}"))

@@ -11,6 +11,8 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from pmon.models import (
     SNAPSHOT_FIELDS,
@@ -177,20 +179,14 @@ def logs(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_level: L
         levels = [lvl.value for lvl in LogLevel if lvl.rank >= floor]
     rows = _filtered(conn, "SELECT id, plugin_id, level, message, timestamp, context, traceback FROM plugin_logs",
                      where, params, "level", levels, limit, newest_first)
-    return [PluginLog(pid, _level(level), message, to_datetime(ts), _loads(ctx), tb, rid)  # type: ignore[arg-type]
+    return [PluginLog(pid, _member(LogLevel, level), message, to_datetime(ts), _loads(ctx), tb, rid)  # type: ignore[arg-type]
             for rid, pid, level, message, ts, ctx, tb in rows]
 
 
-def _level(value: str) -> LogLevel | str:
+def _member(enum: type[StrEnum], value: str) -> Any:
+    """The enum member for a stored value; unknown values (written by a newer pmon) pass through as text."""
     try:
-        return LogLevel(value)
-    except ValueError:
-        return value
-
-
-def _severity(value: str) -> Severity | str:
-    try:
-        return Severity(value)
+        return enum(value)
     except ValueError:
         return value
 
@@ -210,8 +206,8 @@ def events(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_severi
         severities = [sev.value for sev in Severity if sev.rank >= floor]
     rows = _filtered(conn, "SELECT id, plugin_id, event_type, description, severity, timestamp, data, category "
                      "FROM plugin_events", where, params, "severity", severities, limit, newest_first)
-    return [PluginEvent(pid, etype, desc, _severity(sev), to_datetime(ts), _loads(data),  # type: ignore[arg-type]
-                        EventCategory(cat) if cat in EventCategory._value2member_map_ else cat, rid)
+    return [PluginEvent(pid, etype, desc, _member(Severity, sev), to_datetime(ts), _loads(data),  # type: ignore[arg-type]
+                        _member(EventCategory, cat), rid)
             for rid, pid, etype, desc, sev, ts, data, cat in rows]
 
 
