@@ -331,13 +331,13 @@ def run_bench(rows: int = 1_000_000, repeats: int = 5, points: int = 1_000_000, 
 
 
 def render_table(results: list[BenchResult]) -> str:
-    """The human table: figure, value, baseline, ratio, target, met."""
-    header = f"{'figure':<52} {'pmon':>14} {'baseline':>14} {'ratio':>7}  {'target':<22} met"
+    """The human table: figure, value, baseline, ratio, target, met; the baseline's name below each row."""
+    header = f"{'figure':<56} {'pmon':>18} {'baseline':>18} {'ratio':>7}  {'target':<22} met"
     lines = [header, "-" * len(header)]
     for r in results:
-        base = "-" if r.baseline is None else f"{r.baseline:,.1f}"
+        value = f"{r.value:,.1f} {r.unit}"
+        base = "-" if r.baseline is None else f"{r.baseline:,.1f} {r.unit}"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
-        lines.append(f"{r.name:<52} {r.value:>10,.1f} {r.unit:<3} {base:>14} {ratio:>7}  {r.target:<22} "
-                     f"{'yes' if r.met else 'NO'}")
-        lines.append(f"{'':<52} {'':>14} {r.baseline_name}")
+        lines.append(f"{r.name:<56} {value:>18} {base:>18} {ratio:>7}  {r.target:<22} {'yes' if r.met else 'NO'}")
+        lines.append(f"{'':<56} {'baseline: ' + r.baseline_name:>38}")
     return "\n".join(lines)

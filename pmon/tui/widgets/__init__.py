@@ -1,0 +1,1 @@
+"""Widgets shared by the tabs and screens, one a module."""
