@@ -60,3 +60,8 @@ def count_events_since(conn: sqlite3.Connection, since: float, min_severity: Sev
     marks = ", ".join("?" * len(severities))
     return conn.execute(f"SELECT count(*) FROM plugin_events WHERE timestamp >= ? AND +severity IN ({marks})",
                         (since, *severities)).fetchone()[0]
+
+
+def newest_log_id(conn: sqlite3.Connection) -> int:
+    """The highest log id (0 when empty): a tail can start after it even when no log matches its filter."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM plugin_logs").fetchone()[0]

@@ -71,6 +71,8 @@ class LogBatch:
 
     query: LogQuery
     logs: tuple[PluginLog, ...]
+    newest_id: int
+    """The store's highest log id just before reading: a tail need not rescan rows up to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +174,11 @@ class ConsoleReader:
         )
 
     def _logs(self, conn: sqlite3.Connection, query: LogQuery) -> LogBatch:
+        newest = console_queries.newest_log_id(conn)
         if query.after_id is None:
             found = queries.logs(conn, min_level=query.min_level, text=query.text, limit=LOG_PAGE)
             found.reverse()
         else:
             found = queries.logs(conn, min_level=query.min_level, text=query.text, after_id=query.after_id,
                                  limit=LOG_PAGE, newest_first=False)
-        return LogBatch(query, tuple(found))
+        return LogBatch(query, tuple(found), newest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -50,10 +49,10 @@ class LogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         log = self.log_record
         level = str(log.level)
-        when = log.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        when = log.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         heading = Text.assemble(
             (level.upper(), LEVEL_STYLES.get(level, "")), "  ", safe_text(log.plugin_id, "bold"), "  ",
-            (f"{when} {datetime.now().astimezone().tzname() or ''}".rstrip(), "dim"), "  ", (f"#{log.id}", "dim"),
+            (when, "dim"), "  ", (f"log #{log.id}", "dim"),
         )
         with VerticalScroll(id="log-body"):
             yield Static(heading, id="log-heading")

@@ -1,0 +1,172 @@
+"""Logs: a live tail with level and text filters; Enter opens one log in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from pmon.models import LogLevel
+from pmon.tui.reader import LOG_PAGE, LogBatch, LogQuery
+from pmon.tui.safe_text import safe_text
+from pmon.tui.screens.log_screen import LogScreen
+from pmon.tui.widgets.filter_input import FilterInput
+from pmon.tui.widgets.log_table import LEVEL_STYLES, LogTable
+
+LEVEL_CYCLE: tuple[LogLevel | None, ...] = (None, LogLevel.INFO, LogLevel.WARNING, LogLevel.ERROR, LogLevel.CRITICAL)
+"""Minimum levels in the order `l` cycles them (None: everything)."""
+
+
+class LogsTab(Vertical):
+    """Owns the Logs filters; the app asks it for the next ``LogQuery`` before each refresh."""
+
+    DEFAULT_CSS = """
+    LogsTab #logs-status {
+        height: 1;
+        padding: 0 1;
+    }
+    LogsTab #logs {
+        height: 1fr;
+    }
+    """
+
+    BINDINGS = [
+        Binding("p", "pause", "Pause"),
+        Binding("f", "follow", "Follow"),
+        Binding("l", "cycle_level", "Level"),
+        Binding("slash", "filter", "Filter"),
+    ]
+
+    @dataclass
+    class QueryChanged(Message):
+        """Filters changed: the app should refresh now rather than within a second."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.generation = 0
+        """Bumped on every filter change, so answers to older queries are ignored."""
+        self.level_index = 0
+        """Position in LEVEL_CYCLE."""
+        self.text = ""
+        """Substring the message must contain ("" for none)."""
+        self.loaded = False
+        """True once the current generation's first page has arrived; until then the query has no after_id."""
+        self.after_id = 0
+        """Tail position: every log up to this id has been read for the current filters."""
+        self.new_while_paused = 0
+        """Lines that arrived since follow mode was paused."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="logs-status")
+        yield LogTable(id="logs")
+        yield FilterInput(placeholder="message contains… (Enter applies, Esc cancels)", id="logs-filter")
+
+    def on_mount(self) -> None:
+        self._draw_status()
+
+    @property
+    def table(self) -> LogTable:
+        """The log lines."""
+        return self.query_one(LogTable)
+
+    @property
+    def min_level(self) -> LogLevel | None:
+        """The lowest level shown (None: all)."""
+        return LEVEL_CYCLE[self.level_index]
+
+    def next_query(self) -> LogQuery:
+        """What to read on the next refresh: the first page, or what came after the newest line shown."""
+        return LogQuery(self.generation, self.min_level, self.text or None, self.after_id if self.loaded else None)
+
+    def show(self, batch: LogBatch) -> None:
+        """Take a refresh's logs; answers to an older filter are dropped."""
+        if batch.query.generation != self.generation:
+            return
+        if self.loaded and batch.query.after_id != self.after_id:
+            return
+        table = self.table
+        if batch.query.after_id is None:
+            table.replace_logs(batch.logs)
+            self.loaded = True
+        elif batch.logs:
+            if not table.follow:
+                self.new_while_paused += len(batch.logs)
+            table.append_logs(batch.logs)
+        last_read = max((log.id or 0 for log in batch.logs), default=0)
+        complete = batch.query.after_id is None or len(batch.logs) < LOG_PAGE
+        self.after_id = max(self.after_id, last_read, batch.newest_id if complete else 0)
+        self._draw_status()
+
+    def _query_changed(self) -> None:
+        self.generation += 1
+        self.loaded = False
+        self.after_id = 0
+        self.new_while_paused = 0
+        self.table.replace_logs([])
+        self.table.follow = True
+        self._draw_status()
+        self.post_message(self.QueryChanged())
+
+    def _draw_status(self) -> None:
+        table = self.table
+        line = Text()
+        if table.follow:
+            line.append("● following", "green")
+        else:
+            line.append("‖ paused", "bold yellow")
+            if self.new_while_paused:
+                line.append(f" ({self.new_while_paused} new)", "yellow")
+            line.append(" f resumes", "dim")
+        level = self.min_level
+        line.append("  level ≥ ", "dim")
+        line.append("debug" if level is None else str(level), LEVEL_STYLES.get("debug" if level is None else level, ""))
+        if self.text:
+            line.append("  text: ", "dim")
+            line.append_text(safe_text(self.text, "bold"))
+        line.append(f"  {table.row_count} lines" if self.loaded else "  loading…", "dim")
+        self.query_one("#logs-status", Static).update(line)
+
+    def on_log_table_follow_changed(self, event: LogTable.FollowChanged) -> None:
+        event.stop()
+        if event.follow:
+            self.new_while_paused = 0
+        if self.is_mounted:
+            self._draw_status()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        log = self.table.log_at_cursor()
+        if log is not None:
+            self.app.push_screen(LogScreen(log))
+
+    def action_pause(self) -> None:
+        """`p`: stop moving to new lines (they keep arriving below)."""
+        self.table.follow = False
+
+    def action_follow(self) -> None:
+        """`f`: jump to the newest line and follow again."""
+        self.table.action_follow()
+
+    def action_cycle_level(self) -> None:
+        """`l`: raise the minimum level (debug → info → warning → error → critical → debug)."""
+        self.level_index = (self.level_index + 1) % len(LEVEL_CYCLE)
+        self._query_changed()
+
+    def action_filter(self) -> None:
+        """`/`: show only messages containing a text."""
+        self.query_one(FilterInput).open(self.text)
+
+    def on_filter_input_applied(self, event: FilterInput.Applied) -> None:
+        event.stop()
+        if event.text != self.text:
+            self.text = event.text
+            self._query_changed()
+
+    def on_filter_input_closed(self, event: FilterInput.Closed) -> None:
+        event.stop()
+        self.table.focus()

@@ -1,0 +1,249 @@
+"""Overview: one row per plugin with its health at a glance, and totals above."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from pmon.tui import units
+from pmon.tui.reader import Overview, PluginRow
+from pmon.tui.safe_text import safe_text
+from pmon.tui.sparkline_text import sparkline
+from pmon.tui.widgets.filter_input import FilterInput
+
+STATUS_STYLES = {"active": "green", "idle": "yellow", "down": "bold red"}
+"""Status colours; the word is always shown, so NO_COLOR loses nothing."""
+
+SEVERITY_STYLES = {"info": "", "low": "cyan", "medium": "yellow", "high": "bold red", "critical": "bold reverse red"}
+"""Event severity colours."""
+
+_STATUS_ORDER = {"down": 0, "idle": 1, "active": 2}
+_MISSING = float("-inf")
+
+
+def _latest(values: tuple[float, ...]) -> float:
+    return values[-1] if values else _MISSING
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    """One way to order the plugins; `s` cycles through SORT_ORDERS."""
+
+    column: str
+    label: str
+    key: Callable[[PluginRow], object]
+    descending: bool
+
+
+SORT_ORDERS = (
+    SortOrder("plugin", "plugin", lambda r: r.plugin_id, False),
+    SortOrder("status", "status (down first)", lambda r: (_STATUS_ORDER.get(r.status, 3), r.plugin_id), False),
+    SortOrder("cpu", "CPU", lambda r: _latest(r.cpu), True),
+    SortOrder("memory", "memory", lambda r: _latest(r.memory), True),
+    SortOrder("p95", "p95 response", lambda r: _MISSING if r.p95_response_ms is None else r.p95_response_ms, True),
+    SortOrder("errors", "error rate", lambda r: _MISSING if r.error_rate is None else r.error_rate, True),
+    SortOrder("throughput", "throughput", lambda r: _MISSING if r.throughput is None else r.throughput, True),
+)
+"""Sort orders in the order `s` cycles them."""
+
+COLUMNS = (
+    ("plugin", "plugin"), ("status", "status"), ("cpu", "CPU"), ("memory", "memory"), ("p95", "p95 5m"),
+    ("errors", "errors"), ("throughput", "thruput"), ("last_event", "last event"),
+)
+_PLUGIN_WIDTH = 16
+
+
+class OverviewTab(Vertical):
+    """The plugin table; redrawn from each refresh's ``Overview`` keeping the cursor on the same plugin."""
+
+    DEFAULT_CSS = """
+    OverviewTab #overview-totals, OverviewTab #overview-detail {
+        height: 1;
+        padding: 0 1;
+    }
+    OverviewTab #plugins {
+        height: 1fr;
+    }
+    """
+
+    BINDINGS = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "open_plugin", "Plugin", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.sort_index = 0
+        """Position in SORT_ORDERS."""
+        self.filter_text = ""
+        """Substring a plugin id must contain to be listed ("" lists all)."""
+        self.overview: Overview | None = None
+        """The latest data, kept so sorting and filtering redraw without waiting for a refresh."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="overview-totals")
+        table: DataTable[Text] = DataTable(id="plugins", cursor_type="row")
+        yield table
+        yield Static(id="overview-detail")
+        yield FilterInput(placeholder="plugin id contains… (Enter applies, Esc cancels)", id="overview-filter")
+
+    def on_mount(self) -> None:
+        self._set_columns()
+
+    @property
+    def table(self) -> DataTable[Text]:
+        """The plugin table."""
+        return self.query_one("#plugins", DataTable)
+
+    def _set_columns(self) -> None:
+        order = SORT_ORDERS[self.sort_index]
+        table = self.table
+        table.clear(columns=True)
+        for key, label in COLUMNS:
+            arrow = (" ▼" if order.descending else " ▲") if key == order.column else ""
+            table.add_column(Text(label + arrow), key=key)
+
+    def show(self, overview: Overview) -> None:
+        """Take a new reading and redraw."""
+        self.overview = overview
+        self._redraw()
+
+    def _spark_width(self) -> int:
+        return 20 if self.size.width >= 140 else 12 if self.size.width >= 110 else 6
+
+    def _visible_rows(self) -> list[PluginRow]:
+        assert self.overview is not None
+        needle = self.filter_text.lower()
+        rows = [r for r in self.overview.rows if needle in r.plugin_id.lower()]
+        order = SORT_ORDERS[self.sort_index]
+        return sorted(rows, key=order.key, reverse=order.descending)
+
+    def _redraw(self) -> None:
+        if self.overview is None:
+            return
+        table = self.table
+        selected = self.selected_plugin()
+        rows = self._visible_rows()
+        width = self._spark_width()
+        now = self.overview.read_at
+        table.clear()
+        for row in rows:
+            table.add_row(*self._cells(row, width, now), key=row.plugin_id)
+        if selected is not None:
+            for index, row in enumerate(rows):
+                if row.plugin_id == selected:
+                    table.move_cursor(row=index, animate=False)
+                    break
+        self._draw_totals(len(rows))
+        self._draw_detail()
+
+    def _cells(self, row: PluginRow, spark_width: int, now: float) -> list[Text]:
+        plugin = safe_text(row.plugin_id, "bold")
+        plugin.truncate(_PLUGIN_WIDTH, overflow="ellipsis")
+        event = Text("-", style="dim")
+        if row.last_event is not None:
+            ev = row.last_event
+            event = Text.assemble(
+                (units.age(now - ev.timestamp.timestamp()), "dim"), " ",
+                safe_text(ev.event_type, SEVERITY_STYLES.get(str(ev.severity), "")),
+            )
+            event.truncate(24, overflow="ellipsis")
+        return [
+            plugin,
+            Text(row.status, style=STATUS_STYLES.get(row.status, "")),
+            Text.assemble((sparkline(row.cpu, spark_width), "green"), " ",
+                          units.percent(row.cpu[-1] if row.cpu else None).rjust(4)),
+            Text.assemble((sparkline(row.memory, spark_width), "blue"), " ",
+                          (units.compact(row.memory[-1]) if row.memory else "-").rjust(5)),
+            Text(units.milliseconds(row.p95_response_ms), justify="right"),
+            Text(units.fraction_percent(row.error_rate), justify="right",
+                 style="red" if (row.error_rate or 0) >= 0.05 else ""),
+            Text(units.rate(row.throughput), justify="right"),
+            event,
+        ]
+
+    def _draw_totals(self, shown: int) -> None:
+        assert self.overview is not None
+        ov = self.overview
+        total = len(ov.rows)
+        counts = {s: sum(1 for r in ov.rows if r.status == s) for s in ("active", "idle", "down")}
+        line = Text.assemble(
+            (f"{total} plugins", "bold"), " (",
+            (f"{counts['active']} active", STATUS_STYLES["active"]), ", ",
+            (f"{counts['idle']} idle", STATUS_STYLES["idle"]), ", ",
+            (f"{counts['down']} down", STATUS_STYLES["down"] if counts["down"] else ""), ")  ",
+            (f"{ov.error_logs_last_minute} error logs/1m", "red" if ov.error_logs_last_minute else ""), "  ",
+            (f"{ov.serious_events_last_hour} high+ events/1h", "red" if ov.serious_events_last_hour else ""),
+        )
+        if self.filter_text:
+            line.append("  filter: ", "dim")
+            line.append_text(safe_text(self.filter_text, "bold"))
+            line.append(f" ({shown} shown)", "dim")
+        self.query_one("#overview-totals", Static).update(line)
+
+    def _draw_detail(self) -> None:
+        """The highlighted plugin's last event in full: the table column only has room for its type."""
+        detail = Text(style="dim")
+        plugin = self.selected_plugin()
+        row = next((r for r in self.overview.rows if r.plugin_id == plugin), None) if self.overview else None
+        if row is not None:
+            detail = Text.assemble(safe_text(row.plugin_id, "bold"), ": ")
+            ev = row.last_event
+            if ev is None:
+                detail.append("no events", "dim")
+            else:
+                detail.append_text(Text.assemble(
+                    (f"{units.age(self.overview.read_at - ev.timestamp.timestamp())} ago ", "dim"),
+                    safe_text(str(ev.severity), SEVERITY_STYLES.get(str(ev.severity), "")), " ",
+                    safe_text(ev.event_type, "bold"), " ", safe_text(ev.description),
+                ))
+        detail.no_wrap = True
+        detail.overflow = "ellipsis"
+        self.query_one("#overview-detail", Static).update(detail)
+
+    def selected_plugin(self) -> str | None:
+        """The plugin id under the cursor, or None when nothing is listed."""
+        table = self.table
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._draw_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_plugin()
+
+    def action_open_plugin(self) -> None:
+        """Enter: the plugin screen is not built yet, say so instead of doing nothing."""
+        plugin = self.selected_plugin()
+        if plugin is not None:
+            self.notify(f"The plugin screen for {plugin!r} is not built yet.", title="Not yet", markup=False)
+
+    def action_cycle_sort(self) -> None:
+        """`s`: next sort order; the sorted column shows an arrow."""
+        self.sort_index = (self.sort_index + 1) % len(SORT_ORDERS)
+        self._set_columns()
+        self._redraw()
+        self.notify(f"Sorted by {SORT_ORDERS[self.sort_index].label}", timeout=1.5)
+
+    def action_filter(self) -> None:
+        """`/`: type a substring of the plugin ids to list."""
+        self.query_one(FilterInput).open(self.filter_text)
+
+    def on_filter_input_applied(self, event: FilterInput.Applied) -> None:
+        event.stop()
+        self.filter_text = event.text
+        self._redraw()
+
+    def on_filter_input_closed(self, event: FilterInput.Closed) -> None:
+        event.stop()
+        self.table.focus()
