@@ -142,8 +142,11 @@ def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | N
     if env:
         return Path(env)
     for candidate in (Path("pmon.toml"), _xdg("XDG_CONFIG_HOME", ".config") / "pmon.toml"):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:  # an unreadable home directory means no config there, not a crash
+            continue
     return None
 
 

@@ -130,6 +130,7 @@ class Monitor:
         self._db_path: Path | None = None
         self._atexit_registered = False
         self._last_stats: WriterStats | None = None
+        self._created_in_pid = os.getpid()
         _after_fork_hooks.add(self)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -161,7 +162,21 @@ class Monitor:
                 if not self._atexit_registered:
                     atexit.register(_stop_at_exit, weakref.ref(self))
                     self._atexit_registered = True
+                self._register_multiprocessing_exit()
             return self._writer
+
+    def _register_multiprocessing_exit(self) -> None:
+        """Flush when a multiprocessing child exits: it leaves through os._exit, skipping atexit.
+
+        Registered when the writer starts, because the child's finalizer
+        registry is cleared after the fork hooks run.
+        """
+        mp = sys.modules.get("multiprocessing")
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp is None or mp_util is None:
+            return
+        if os.getpid() != self._created_in_pid or mp.parent_process() is not None:
+            mp_util.Finalize(self, self.stop_monitoring, exitpriority=100)
 
     def start_monitoring(self) -> None:
         """Start the background writer (recording also starts it on first use)."""
@@ -351,7 +366,7 @@ class Monitor:
             "plugins_seen": len(self._known_ids),
             "cache_sizes": {"metrics": len(self.metrics_cache), "logs": len(self.logs_cache),
                             "events": len(self.events_cache)},
-            "queue_depth": len(writer.queue) if writer else 0,
+            "queue_depth": writer.backlog if writer else 0,
             "rows_written": dict(stats.rows_written) if stats else {},
             "batches": stats.batches if stats else 0,
             "dropped": stats.dropped if stats else 0,
@@ -367,14 +382,9 @@ class Monitor:
     def _after_fork_in_child(self) -> None:
         """The child gets its own writer; rows queued in the parent stay the parent's to write."""
         self._lock = threading.Lock()
-        restart = self._writer is not None
         self._writer, self._queue = None, None
         self._alerts, self._alert_thread = None, None
         self._started_at = None
-        if restart:
-            mp_util = sys.modules.get("multiprocessing.util")
-            if mp_util is not None:  # multiprocessing children leave through os._exit, skipping atexit
-                mp_util.Finalize(self, self.stop_monitoring, exitpriority=100)
 
 
 class _ForkHooks:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import queue
-import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -343,14 +341,15 @@ ACKER = _script("""
 
 
 def test_sigkill_keeps_every_acknowledged_row(spawn: Callable[..., Child], pdb: Path) -> None:
-    every = 250
+    every = 500
     child = spawn(ACKER, pdb, every)
-    acks = [int(child.readline(timeout=60)) for _ in range(6)]
+    acks = [int(child.readline(timeout=60)) for _ in range(8)]
+    time.sleep(0.02)  # let it run on: the kill lands while it records, commits or flushes
     os.kill(child.proc.pid, signal.SIGKILL)
     assert child.finish(timeout=30) == -signal.SIGKILL
     acks += [int(line) for line in child.remaining_lines()]  # acknowledgements still in the pipe
     last_ack = acks[-1]
-    assert acks == sorted(acks) and last_ack >= 6 * every
+    assert acks == sorted(acks) and last_ack >= 8 * every
 
     # Nobody cleaned up after the crash: the WAL and its index are still there.
     assert Path(f"{pdb}-wal").exists() and Path(f"{pdb}-shm").exists()
@@ -461,7 +460,7 @@ FORK_WHILE_COMMITTING = _script("""
         m.record_metric("busy.parent", "cpu_usage", float(i))
     kids = []
     for k in range(children):
-        time.sleep(0.03)
+        time.sleep(0.01)
         pid = os.fork()
         if pid == 0:
             code = 70
@@ -480,12 +479,6 @@ FORK_WHILE_COMMITTING = _script("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pmon bug: a child forked while the parent's writer thread is inside a write transaction inherits "
-    "SQLite's per-process lock bookkeeping (WAL write lock 'held') for that file; the child's own new "
-    "connection then gets 'database is locked' forever, its rows are lost and stop_monitoring() returns "
-    "False (pmon/monitor.py _after_fork_in_child / pmon/store/writer.py: nothing quiesces or closes the "
-    "writer connection before fork)"))
 def test_fork_while_the_writer_commits_keeps_the_childs_rows(spawn: Callable[..., Child], pdb: Path) -> None:
     children = 8
     result = _run_json(spawn, FORK_WHILE_COMMITTING, pdb, children, timeout=120)
@@ -540,11 +533,6 @@ FORK_PARENT_STOPS_FIRST = _script("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pmon bug: after fork the child's new connection shares the process-level SQLite lock state inherited "
-    "from the parent's open writer connection, so it holds no real POSIX locks; when the parent closes its "
-    "connection it believes it is the last one, checkpoints and unlinks -wal/-shm, and rows the child "
-    "commits afterwards (flush() and stop_monitoring() both True) go to the unlinked WAL and are lost"))
 def test_forked_child_rows_survive_the_parent_stopping_first(spawn: Callable[..., Child], pdb: Path) -> None:
     result = _run_json(spawn, FORK_PARENT_STOPS_FIRST, pdb)
     assert result["parent_stopped"] is True and result["child_exit"] == 0, result
@@ -578,11 +566,6 @@ MP_CHILD_NO_FLUSH = _script("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pmon bug: Monitor._after_fork_in_child (pmon/monitor.py) registers multiprocessing.util.Finalize from "
-    "the os.register_at_fork hook, but multiprocessing's child bootstrap then calls "
-    "BaseProcess._after_fork() -> util._finalizer_registry.clear(), so the finalizer never runs and rows "
-    "still queued when the child returns are lost"))
 def test_multiprocessing_child_rows_arrive_without_flush(spawn: Callable[..., Child], pdb: Path) -> None:
     # A long flush interval so that only the exit-time finalizer can commit the child's rows
     # (with 0.05 s they are lost just the same, but a stalled child could commit some by luck).

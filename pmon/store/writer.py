@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class Writer:
         self._wake = threading.Event()
         self._stopping = False
         self._drop_lock = threading.Lock()
+        self._io_lock = threading.Lock()  # held while the connection is in use; fork waits for it
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
@@ -107,6 +109,7 @@ class Writer:
         self._retry_at = 0.0
         self._failures = 0
         self._last_logged = 0.0
+        _live_writers.add(self)
 
     # -- producer side -------------------------------------------------------------
 
@@ -158,6 +161,11 @@ class Writer:
         return flushed and not self.queue and not self._pending
 
     @property
+    def backlog(self) -> int:
+        """Rows not yet committed: queued, plus the batch being (re)tried."""
+        return len(self.queue) + len(self._pending)
+
+    @property
     def running(self) -> bool:
         """True while the writer thread is alive."""
         return self._thread is not None and self._thread.is_alive()
@@ -165,10 +173,11 @@ class Writer:
     # -- writer thread ------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            self._connection()  # create the file now, so a bad path shows up in status() at once
-        except (sqlite3.Error, OSError, StoreError) as exc:
-            self._failed(exc)
+        with self._io_lock:
+            try:
+                self._connection()  # create the file now, so a bad path shows up in status() at once
+            except (sqlite3.Error, OSError, StoreError) as exc:
+                self._failed(exc)
         last = time.monotonic()
         while not self._stopping:
             self._wake.wait(POLL_SECONDS)
@@ -202,7 +211,9 @@ class Writer:
             self._take()
             if not self._pending and not self._markers:
                 return
-            if self._pending and not self._commit(self._pending):
+            with self._io_lock:
+                committed = not self._pending or self._commit(self._pending)
+            if not committed:
                 return
             self._pending = []
             for marker in self._markers:
@@ -271,7 +282,7 @@ class Writer:
         now = time.monotonic()
         if now - self._last_logged >= LOG_EVERY_SECONDS:
             self._last_logged = now
-            log.warning("pmon: %s (queued %d, dropped %d, errors %d)", message, len(self.queue),
+            log.warning("pmon: %s (queued %d, dropped %d, errors %d)", message, self.backlog,
                         self.stats.dropped, self.stats.write_errors)
 
     def _series_id(self, conn: sqlite3.Connection, key: tuple[str, str], new: dict[tuple[str, str], int]) -> int:
@@ -356,3 +367,37 @@ class Writer:
         if snaps:
             conn.executemany(_INSERT_SNAPSHOT, snaps)
         conn.executemany(_UPSERT_PLUGIN, [(p, lo, hi) for p, (lo, hi) in seen.items()])
+
+
+# SQLite keeps its file-lock bookkeeping per process: a child forked while a
+# connection is open (worse, mid-transaction) inherits locks it cannot release
+# and a WAL it may write into after the parent deletes it. So around fork()
+# every writer finishes its current commit and closes its connection; it
+# reopens on its next commit.
+_live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+_held_for_fork: list[Writer] = []
+FORK_WAIT_SECONDS = 10.0
+
+
+def _before_fork() -> None:
+    for writer in list(_live_writers):
+        if writer._io_lock.acquire(timeout=FORK_WAIT_SECONDS):
+            writer._close()
+            _held_for_fork.append(writer)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop()._io_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_live_writers):
+        writer._io_lock = threading.Lock()
+        writer._conn = None
+    _held_for_fork.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
