@@ -120,6 +120,22 @@ def status(ctx: Context, as_json: bool) -> None:
 
 
 @main.command()
+@pass_context
+def tui(ctx: Context) -> None:
+    """The console (preview: Overview and Logs tabs work; Metrics, Events, Snapshots are still placeholders).
+
+    Read-only: it never blocks or changes what the writers record.
+
+    \b
+    Example:
+      pmon --db ~/.local/share/pmon/demo.db tui
+    """
+    from pmon.tui.app import run
+
+    run(ctx.db_path)
+
+
+@main.command()
 @click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(min=1000),
               help="Rows in the generated store for the query figures.")
 @click.option("--points", default=1_000_000, show_default=True, type=click.IntRange(min=1000),

@@ -15,9 +15,10 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, ScrollableContainer
+from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import ContentSwitcher, Footer, Header, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, DataTable, Footer, Header, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from pmon.store.schema import StoreError
@@ -29,8 +30,9 @@ from pmon.tui.tabs.overview_tab import OverviewTab
 from pmon.tui.tabs.placeholder_tab import PlaceholderTab
 from pmon.tui.widgets.welcome_panel import WelcomePanel
 
-TABS = ("overview", "metrics", "logs", "events", "snapshots")
-"""Tab ids in the order keys 1-5 select them."""
+# Textual's own movement keys: the help screen sums them up in one line instead of fourteen.
+_FRAMEWORK_KEYS = {(b.key, b.action) for cls in (DataTable, ScrollableContainer, App, Screen) for b in cls.BINDINGS
+                   if isinstance(b, Binding)}
 
 
 class PmonApp(App[None]):
@@ -42,6 +44,7 @@ class PmonApp(App[None]):
 
     CSS_PATH = "pmon.tcss"
     TITLE = "pmon"
+    AUTO_FOCUS = None  # the welcome panel has nothing to focus; the plugin table gets focus when data arrives
 
     BINDINGS = [
         Binding("1", "show_tab('overview')", "Overview", show=False),
@@ -49,8 +52,8 @@ class PmonApp(App[None]):
         Binding("3", "show_tab('logs')", "Logs", show=False),
         Binding("4", "show_tab('events')", "Events", show=False),
         Binding("5", "show_tab('snapshots')", "Snapshots", show=False),
-        Binding("r", "refresh_now", "Refresh", show=False),
-        Binding("question_mark", "show_keys", "Keys"),
+        Binding("r", "refresh_now", "Refresh", show=False, tooltip="Read the database now"),
+        Binding("question_mark", "show_keys", "Keys", tooltip="This list"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -67,23 +70,33 @@ class PmonApp(App[None]):
         """The read-only store connection, used only from worker threads."""
         self.has_data = False
         """True once a read found at least one plugin; from then on failures are notices, not the welcome."""
+        self.overview_tab = OverviewTab(id="overview-tab")
+        """The Overview tab's content (held here: queries only search the screen on top)."""
+        self.logs_tab = LogsTab(id="logs-tab")
+        """The Logs tab's content."""
+        self.welcome = WelcomePanel(self.db_path, id="welcome")
+        """Shown until the database has a plugin."""
+        self.switcher = ContentSwitcher(initial="welcome", id="main")
+        """Welcome panel or tabs."""
+        self.tabs = TabbedContent(id="tabs")
+        """The five tabs."""
         self._next_read: Timer | None = None
         self._last_failure = ""
         self.sub_title = str(self.db_path)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="")
-        with ContentSwitcher(initial="welcome", id="main"):
-            yield WelcomePanel(self.db_path, id="welcome")
+        with self.switcher:
+            yield self.welcome
             with Container(id="console"):
-                with TabbedContent(id="tabs"):
+                with self.tabs:
                     with TabPane("1 Overview", id="overview"):
-                        yield OverviewTab(id="overview-tab")
+                        yield self.overview_tab
                     with TabPane("2 Metrics", id="metrics"):
                         yield PlaceholderTab("Metrics", "A chart of one plugin's metrics over 5m / 15m / 1h / 6h / "
                                              "24h / 7d / 30d with min, avg, p95 and max beside it.")
                     with TabPane("3 Logs", id="logs"):
-                        yield LogsTab(id="logs-tab")
+                        yield self.logs_tab
                     with TabPane("4 Events", id="events"):
                         yield PlaceholderTab("Events", "Events coloured by severity, filtered by category and "
                                              "severity; Enter opens one with its data.")
@@ -102,7 +115,7 @@ class PmonApp(App[None]):
         if self._next_read is not None:
             self._next_read.stop()
             self._next_read = None
-        self._read(self.clock(), self.query_one(LogsTab).next_query())
+        self._read(self.clock(), self.logs_tab.next_query())
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def _read(self, now: float, log_query: LogQuery) -> None:
@@ -127,22 +140,22 @@ class PmonApp(App[None]):
         reading = message.reading
         self._schedule_next_read()
         if not reading.overview.rows and not self.has_data:
-            self.query_one(WelcomePanel).show_reason("the database exists but no plugin has recorded anything yet")
+            self.welcome.show_reason("the database exists but no plugin has recorded anything yet")
             return
         if not self.has_data:
             self.has_data = True
-            self.query_one("#main", ContentSwitcher).current = "console"
-            self.query_one(OverviewTab).table.focus()
+            self.switcher.current = "console"
+            self.overview_tab.table.focus()
         if self._last_failure:
             self._last_failure = ""
             self.notify("Reading the database again.", title="Recovered", markup=False)
-        self.query_one(OverviewTab).show(reading.overview)
-        self.query_one(LogsTab).show(reading.logs)
+        self.overview_tab.show(reading.overview)
+        self.logs_tab.show(reading.logs)
 
     def on_read_failed(self, message: ReadFailed) -> None:
         self._schedule_next_read()
         if not self.has_data:
-            self.query_one(WelcomePanel).show_reason(message.reason)
+            self.welcome.show_reason(message.reason)
         elif message.reason != self._last_failure:
             self.notify(f"{message.reason}\nRetrying every {self.refresh_interval:g} s.", title="Cannot read",
                         severity="warning", markup=False)
@@ -162,10 +175,11 @@ class PmonApp(App[None]):
         return True
 
     def action_show_tab(self, tab: str) -> None:
-        """Keys 1-5: switch tab and put the keyboard on its table."""
-        self.query_one(TabbedContent).active = tab
-        pane = self.query_one(f"#{tab}", TabPane)
-        tables = pane.query("DataTable")
+        """Keys 1-5: switch tab (from any screen, stepping back to the tabs) and focus its table."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.tabs.active = tab
+        tables = self.tabs.get_pane(tab).query("DataTable")
         if tables:
             tables.first().focus()
         else:
@@ -173,23 +187,23 @@ class PmonApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tables = event.pane.query("DataTable")
-        if tables:
+        if tables and self.has_data:
             tables.first().focus()
 
     def action_show_keys(self) -> None:
         """`?`: the keys that work right now, from the live bindings."""
-        keys: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for key, active in self.screen.active_bindings.items():
+        by_description: dict[str, list[str]] = {}
+        for active in self.screen.active_bindings.values():
             binding = active.binding
-            if not binding.description or binding.description in seen or not active.enabled:
+            if ((binding.key, binding.action) in _FRAMEWORK_KEYS or not binding.description or not active.enabled
+                    or binding.action.startswith("show_tab") or binding.action == "command_palette"):
                 continue
-            seen.add(binding.description)
-            keys.append((self.get_key_display(binding), binding.description))
-        extra = [("1-5", "switch tab"), ("↑ ↓ PgUp PgDn", "move in a table"), ("Enter", "open the highlighted row"),
-                 ("Ctrl+P", "command palette")]
-        keys = [row for row in keys if row[1] not in {d for _, d in extra}] + extra
-        title = self.query_one(TabbedContent).active if self.has_data else "welcome"
+            by_description.setdefault(binding.tooltip or binding.description, []).append(self.get_key_display(binding))
+        keys = [(" ".join(sorted(names, key=len)), description) for description, names in by_description.items()]
+        if self.has_data:
+            keys += [("1-5", "Switch tab"), ("↑ ↓ PgUp PgDn", "Move in the table"), ("Enter", "Open the row"),
+                     ("Tab", "Next widget"), ("Ctrl+P", "Command palette")]
+        title = f"{self.tabs.active.title()} tab" if self.has_data else "no data yet"
         self.push_screen(HelpScreen(title, keys))
 
 

@@ -21,8 +21,8 @@ class HelpScreen(ModalScreen[None]):
         align: center middle;
     }
     HelpScreen > VerticalScroll {
-        width: auto;
-        max-width: 70;
+        width: 60;
+        max-width: 100%;
         height: auto;
         max-height: 90%;
         border: round $accent;

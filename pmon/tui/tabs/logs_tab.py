@@ -36,10 +36,10 @@ class LogsTab(Vertical):
     """
 
     BINDINGS = [
-        Binding("p", "pause", "Pause"),
-        Binding("f", "follow", "Follow"),
-        Binding("l", "cycle_level", "Level"),
-        Binding("slash", "filter", "Filter"),
+        Binding("p", "pause", "Pause", tooltip="Pause following (new lines keep arriving below)"),
+        Binding("f", "follow", "Follow", tooltip="Jump to the newest line and follow"),
+        Binding("l", "cycle_level", "Level", tooltip="Minimum level: debug, info, warning, error, critical"),
+        Binding("slash", "filter", "Filter", tooltip="Show messages containing a text (empty: all)"),
     ]
 
     @dataclass

@@ -53,9 +53,10 @@ SORT_ORDERS = (
 """Sort orders in the order `s` cycles them."""
 
 COLUMNS = (
-    ("plugin", "plugin"), ("status", "status"), ("cpu", "CPU"), ("memory", "memory"), ("p95", "p95 5m"),
-    ("errors", "errors"), ("throughput", "thruput"), ("last_event", "last event"),
+    ("plugin", "plugin"), ("status", "status"), ("cpu", "CPU"), ("memory", "memory"), ("p95", "p95"),
+    ("errors", "err"), ("throughput", "req/s"), ("last_event", "last event"),
 )
+"""(key, label); p95 covers the last 5 minutes of response times, errors and req/s are the latest values."""
 _PLUGIN_WIDTH = 16
 
 
@@ -63,9 +64,15 @@ class OverviewTab(Vertical):
     """The plugin table; redrawn from each refresh's ``Overview`` keeping the cursor on the same plugin."""
 
     DEFAULT_CSS = """
-    OverviewTab #overview-totals, OverviewTab #overview-detail {
+    OverviewTab #overview-totals {
+        height: auto;
+        padding: 0 1;
+    }
+    OverviewTab #overview-detail {
         height: 1;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     OverviewTab #plugins {
         height: 1fr;
@@ -73,8 +80,8 @@ class OverviewTab(Vertical):
     """
 
     BINDINGS = [
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("slash", "filter", "Filter"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("slash", "filter", "Filter", tooltip="List plugins whose id contains a text"),
         Binding("enter", "open_plugin", "Plugin", show=False),
     ]
 
@@ -94,29 +101,21 @@ class OverviewTab(Vertical):
         yield Static(id="overview-detail")
         yield FilterInput(placeholder="plugin id contains… (Enter applies, Esc cancels)", id="overview-filter")
 
-    def on_mount(self) -> None:
-        self._set_columns()
-
     @property
     def table(self) -> DataTable[Text]:
         """The plugin table."""
         return self.query_one("#plugins", DataTable)
-
-    def _set_columns(self) -> None:
-        order = SORT_ORDERS[self.sort_index]
-        table = self.table
-        table.clear(columns=True)
-        for key, label in COLUMNS:
-            arrow = (" ▼" if order.descending else " ▲") if key == order.column else ""
-            table.add_column(Text(label + arrow), key=key)
 
     def show(self, overview: Overview) -> None:
         """Take a new reading and redraw."""
         self.overview = overview
         self._redraw()
 
+    def on_resize(self) -> None:
+        self._redraw()
+
     def _spark_width(self) -> int:
-        return 20 if self.size.width >= 140 else 12 if self.size.width >= 110 else 6
+        return 20 if self.size.width >= 140 else 12 if self.size.width >= 110 else 5
 
     def _visible_rows(self) -> list[PluginRow]:
         assert self.overview is not None
@@ -125,17 +124,37 @@ class OverviewTab(Vertical):
         order = SORT_ORDERS[self.sort_index]
         return sorted(rows, key=order.key, reverse=order.descending)
 
+    def _labels(self) -> list[Text]:
+        order = SORT_ORDERS[self.sort_index]
+        return [Text(label + ("▼" if order.descending else "▲") if key == order.column else label)
+                for key, label in COLUMNS]
+
     def _redraw(self) -> None:
-        if self.overview is None:
+        """Rebuild the table with fixed column widths; the last event takes the room left over.
+
+        Rebuilding (≤ a few dozen rows) is simpler than patching cells and
+        lets the widths follow the terminal size.
+        """
+        if self.overview is None or not self.is_mounted:
             return
         table = self.table
         selected = self.selected_plugin()
         rows = self._visible_rows()
-        width = self._spark_width()
+        spark = self._spark_width()
         now = self.overview.read_at
-        table.clear()
-        for row in rows:
-            table.add_row(*self._cells(row, width, now), key=row.plugin_id)
+        cells = [self._cells(row, spark, now) for row in rows]
+        labels = self._labels()
+        widths = [max([label.cell_len, *(line[i].cell_len for line in cells)]) for i, label in enumerate(labels)]
+        scrollbar = 2 if len(rows) > max(1, table.size.height - 1) else 0
+        used = sum(widths[:-1]) + 2 * table.cell_padding * len(widths) + scrollbar
+        widths[-1] = max(10, (table.size.width or 80) - used)
+        for row, line in zip(rows, cells):
+            line[-1] = self._event_cell(row, now, widths[-1])
+        table.clear(columns=True)
+        for (key, _), label, width in zip(COLUMNS, labels, widths):
+            table.add_column(label, width=width, key=key)
+        for row, line in zip(rows, cells):
+            table.add_row(*line, key=row.plugin_id)
         if selected is not None:
             for index, row in enumerate(rows):
                 if row.plugin_id == selected:
@@ -147,14 +166,6 @@ class OverviewTab(Vertical):
     def _cells(self, row: PluginRow, spark_width: int, now: float) -> list[Text]:
         plugin = safe_text(row.plugin_id, "bold")
         plugin.truncate(_PLUGIN_WIDTH, overflow="ellipsis")
-        event = Text("-", style="dim")
-        if row.last_event is not None:
-            ev = row.last_event
-            event = Text.assemble(
-                (units.age(now - ev.timestamp.timestamp()), "dim"), " ",
-                safe_text(ev.event_type, SEVERITY_STYLES.get(str(ev.severity), "")),
-            )
-            event.truncate(24, overflow="ellipsis")
         return [
             plugin,
             Text(row.status, style=STATUS_STYLES.get(row.status, "")),
@@ -165,9 +176,22 @@ class OverviewTab(Vertical):
             Text(units.milliseconds(row.p95_response_ms), justify="right"),
             Text(units.fraction_percent(row.error_rate), justify="right",
                  style="red" if (row.error_rate or 0) >= 0.05 else ""),
-            Text(units.rate(row.throughput), justify="right"),
-            event,
+            Text("-" if row.throughput is None else units.compact(row.throughput), justify="right"),
+            Text("last event"),  # sized later by _event_cell, once the room left is known
         ]
+
+    def _event_cell(self, row: PluginRow, now: float, width: int) -> Text:
+        """Age and type of the last event, plus its description when the column has room for it."""
+        ev = row.last_event
+        if ev is None:
+            return Text("-", style="dim")
+        cell = Text.assemble((units.age(now - ev.timestamp.timestamp()), "dim"), " ",
+                             safe_text(ev.event_type, SEVERITY_STYLES.get(str(ev.severity), "")))
+        if cell.cell_len + 8 <= width:
+            cell.append(": ")
+            cell.append_text(safe_text(ev.description, "dim"))
+        cell.truncate(width, overflow="ellipsis")
+        return cell
 
     def _draw_totals(self, shown: int) -> None:
         assert self.overview is not None
@@ -182,6 +206,8 @@ class OverviewTab(Vertical):
             (f"{ov.error_logs_last_minute} error logs/1m", "red" if ov.error_logs_last_minute else ""), "  ",
             (f"{ov.serious_events_last_hour} high+ events/1h", "red" if ov.serious_events_last_hour else ""),
         )
+        if self.sort_index:
+            line.append(f"  sorted by {SORT_ORDERS[self.sort_index].label}", "dim")
         if self.filter_text:
             line.append("  filter: ", "dim")
             line.append_text(safe_text(self.filter_text, "bold"))
@@ -204,8 +230,6 @@ class OverviewTab(Vertical):
                     safe_text(str(ev.severity), SEVERITY_STYLES.get(str(ev.severity), "")), " ",
                     safe_text(ev.event_type, "bold"), " ", safe_text(ev.description),
                 ))
-        detail.no_wrap = True
-        detail.overflow = "ellipsis"
         self.query_one("#overview-detail", Static).update(detail)
 
     def selected_plugin(self) -> str | None:
@@ -231,9 +255,7 @@ class OverviewTab(Vertical):
     def action_cycle_sort(self) -> None:
         """`s`: next sort order; the sorted column shows an arrow."""
         self.sort_index = (self.sort_index + 1) % len(SORT_ORDERS)
-        self._set_columns()
         self._redraw()
-        self.notify(f"Sorted by {SORT_ORDERS[self.sort_index].label}", timeout=1.5)
 
     def action_filter(self) -> None:
         """`/`: type a substring of the plugin ids to list."""

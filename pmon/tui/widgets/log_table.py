@@ -28,14 +28,15 @@ LEVEL_STYLES = {
 MAX_ROWS = 1000
 """Rows kept while following; older rows drop off (they stay in the store)."""
 
-_PLUGIN_WIDTH = 14
-_FIXED_WIDTH = 8 + _PLUGIN_WIDTH + 8 + 4 * 2  # time, plugin, level, and cell padding
+_COLUMN_WIDTHS = (("time", 8), ("plugin", 14), ("level", 8))
+_FIXED_WIDTH = sum(width for _, width in _COLUMN_WIDTHS) + 4 * 2  # and one padding cell each side of 4 columns
+_SCROLLBAR = 2
 
 
 class LogTable(DataTable[Text]):
     """Log lines, oldest at the top; follows new lines until the user scrolls up, `p` pauses, `f`/End resumes."""
 
-    BINDINGS = [Binding("end", "follow", "Follow", show=False)]
+    BINDINGS = [Binding("end", "follow", "Follow", show=False, tooltip="Jump to the newest line and follow")]
 
     follow: reactive[bool] = reactive(True)
     """True while the newest line is kept in view."""
@@ -57,10 +58,15 @@ class LogTable(DataTable[Text]):
         self._rendered_width = 0
 
     def on_mount(self) -> None:
-        self.add_column("time", key="time")
-        self.add_column("plugin", key="plugin")
-        self.add_column("level", key="level")
-        self.add_column("message", key="message")
+        self._set_columns(self._message_width())
+
+    def _set_columns(self, message_width: int) -> None:
+        """Fixed widths: the message takes what is left, so the table never scrolls sideways."""
+        self.clear(columns=True)
+        for key, width in _COLUMN_WIDTHS:
+            self.add_column(key, width=width, key=key)
+        self.add_column("message", width=message_width, key="message")
+        self._rendered_width = message_width
 
     def watch_follow(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(self, follow))
@@ -75,20 +81,15 @@ class LogTable(DataTable[Text]):
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
         return self._logs.get(str(key.value))
 
-    @property
-    def last_id(self) -> int | None:
-        """The id of the newest line shown (tailing reads after it)."""
-        return max((log.id for log in self._logs.values() if log.id is not None), default=None)
-
     def replace_logs(self, logs: Iterable[PluginLog]) -> None:
         """Show exactly ``logs`` (oldest first), e.g. after a filter change."""
         self._logs = {}
-        self.clear()
+        self._set_columns(self._message_width())
         self.append_logs(logs)
 
     def append_logs(self, logs: Iterable[PluginLog]) -> None:
         """Add newer lines at the bottom; keeps the view on them when following."""
-        width = self._message_width()
+        width = self._rendered_width
         for log in logs:
             key = str(log.id)
             if key in self._logs:
@@ -110,15 +111,17 @@ class LogTable(DataTable[Text]):
             self.move_cursor(row=self.row_count - 1, animate=False)
 
     def _message_width(self) -> int:
-        scrollbar = 2
-        return max(20, self.size.width - _FIXED_WIDTH - 2 - scrollbar) if self.size.width else 60
+        """Room left for the message; while the tab is hidden (width 0) keep the last width."""
+        if not self.size.width:
+            return self._rendered_width or 60
+        return max(20, self.size.width - _FIXED_WIDTH - 2 - _SCROLLBAR)
 
     def _cells(self, log: PluginLog, width: int) -> tuple[Text, Text, Text, Text]:
         level = str(log.level)
         message = first_line(log.message)
         message.truncate(width, overflow="ellipsis")
         plugin = safe_text(log.plugin_id)
-        plugin.truncate(_PLUGIN_WIDTH, overflow="ellipsis")
+        plugin.truncate(_COLUMN_WIDTHS[1][1], overflow="ellipsis")
         return (
             Text(units.clock(log.timestamp.timestamp()), style="dim"),
             plugin,
@@ -127,15 +130,11 @@ class LogTable(DataTable[Text]):
         )
 
     def on_resize(self, event: events.Resize) -> None:
-        width = self._message_width()
-        if width != self._rendered_width and self._logs:
-            self._rendered_width = width
+        if self._message_width() != self._rendered_width:
             cursor = self.cursor_row
-            logs = list(self._logs.values())
-            self.replace_logs(logs)
-            if not self.follow:
+            self.replace_logs(list(self._logs.values()))
+            if not self.follow and self.row_count:
                 self.move_cursor(row=min(cursor, self.row_count - 1))
-        self._rendered_width = width
 
     # Looking back pauses follow mode; reaching the bottom again resumes it.
 

@@ -36,11 +36,13 @@ class WelcomePanel(Static):
         """Redraw with the latest reason; the file may appear at any refresh."""
         self.reason = reason
         path = str(self.db_path.expanduser().absolute())
+        for prefix in (f"{self.db_path}: ", f"{path}: "):
+            reason = reason.removeprefix(prefix)
         self.update(Group(
             Text("Nothing recorded yet", style="bold"),
             Text(""),
             Text.assemble("pmon looked for data in  ", safe_text(path, "bold")),
-            Text.assemble(("  ", ""), safe_text(reason, "dim")) if reason else Text(""),
+            Text.assemble("  (", safe_text(reason), ")", style="dim") if reason else Text(""),
             Text(""),
             Text("Start recording, and this console switches to it by itself:"),
             Text(""),

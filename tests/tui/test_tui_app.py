@@ -1,0 +1,211 @@
+"""The console as a user drives it: keys in, screens out, over a real SQLite file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from textual.widgets import ContentSwitcher, TabbedContent
+from tui_helpers import TRACEBACK, frozen_clock, record_store, screen_text, wait_until
+
+from pmon.tui.app import PmonApp
+from pmon.tui.screens.help_screen import HelpScreen
+from pmon.tui.screens.log_screen import LogScreen
+from pmon.tui.tabs.logs_tab import LogsTab
+from pmon.tui.tabs.overview_tab import OverviewTab
+from pmon.tui.widgets.log_table import LogTable
+
+
+def console(path: Path) -> PmonApp:
+    return PmonApp(path, clock=frozen_clock, refresh_interval=0.2)
+
+
+def overview_loaded(app: PmonApp) -> bool:
+    return app.query_one(OverviewTab).table.row_count > 0
+
+
+def logs_loaded(app: PmonApp) -> bool:
+    return app.query_one(LogTable).row_count > 0
+
+
+async def test_overview_lists_every_plugin_with_its_status(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        table = app.query_one(OverviewTab).table
+        rows = {table.get_row_at(i)[0].plain: table.get_row_at(i)[1].plain for i in range(table.row_count)}
+        assert rows == {"alpha": "active", "beta": "idle", "gamma": "down"}
+        text = screen_text(app)
+        assert "3 plugins (1 active, 1 idle, 1 down)" in text
+        assert "1 error logs/1m" in text and "1 high+ events/1h" in text
+
+
+async def test_s_cycles_the_sort_and_slash_filters_plugins(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        tab = app.query_one(OverviewTab)
+        await pilot.press("s")  # status: down first
+        assert [tab.table.get_row_at(i)[0].plain for i in range(3)] == ["gamma", "beta", "alpha"]
+        await pilot.press("slash", *"alp", "enter")
+        assert tab.table.row_count == 1 and tab.table.get_row_at(0)[0].plain == "alpha"
+        assert "filter: alp (1 shown)" in screen_text(app)
+        await pilot.press("slash", "ctrl+u", "enter")
+        assert tab.table.row_count == 3
+
+
+async def test_typing_a_filter_does_not_trigger_keys(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("slash", "q", "3", "s")
+        assert app.is_running
+        assert app.query_one(TabbedContent).active == "overview"
+        await pilot.press("escape")
+        assert app.query_one(OverviewTab).filter_text == ""
+
+
+async def test_key_3_shows_the_logs_newest_last(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        assert app.query_one(TabbedContent).active == "logs"
+        await wait_until(pilot, lambda: logs_loaded(app))
+        table = app.query_one(LogTable)
+        assert [table.get_row_at(i)[2].plain for i in range(table.row_count)] == [
+            "DEBUG", "INFO", "WARNING", "ERROR"]
+        assert table.get_row_at(2)[3].plain == "slow query took 900 ms …"
+        assert table.cursor_row == table.row_count - 1
+        assert "● following" in screen_text(app)
+
+
+async def test_enter_on_a_log_shows_its_traceback_and_escape_goes_back(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        await pilot.press("enter")
+        assert isinstance(app.screen, LogScreen)
+        assert app.screen.log_record.traceback == TRACEBACK
+        text = screen_text(app)
+        assert "PaymentDeclined: gateway timeout" in text
+        assert '"order_id": "ord_12345"' in text
+        assert 'File "/srv/payments/gateway.py", line 40, in authorise' in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LogScreen)
+        assert app.query_one(TabbedContent).active == "logs"
+
+
+async def test_p_pauses_following_and_f_resumes(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        table = app.query_one(LogTable)
+        await pilot.press("up")
+        assert not table.follow
+        assert "paused" in screen_text(app)
+        await pilot.press("f")
+        assert table.follow and table.cursor_row == table.row_count - 1
+        await pilot.press("p")
+        assert not table.follow
+        await pilot.press("end")
+        assert table.follow
+
+
+async def test_l_raises_the_minimum_level(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        await pilot.press("l", "l")  # info, then warning
+        table = app.query_one(LogTable)
+        await wait_until(pilot, lambda: app.query_one(LogsTab).loaded and table.row_count == 2)
+        assert [table.get_row_at(i)[2].plain for i in range(2)] == ["WARNING", "ERROR"]
+        assert "level ≥ warning" in screen_text(app)
+
+
+async def test_new_logs_appear_while_the_console_is_open(store: Path) -> None:
+    from pmon import Monitor
+    from tui_helpers import NOW
+
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        monitor = Monitor(store, flush_interval=0.05)
+        monitor.record_log("alpha", "info", "a brand new line", timestamp=NOW - 1)
+        monitor.flush()
+        monitor.stop_monitoring()
+        table = app.query_one(LogTable)
+        await wait_until(pilot, lambda: table.get_row_at(table.row_count - 1)[3].plain == "a brand new line")
+        assert table.cursor_row == table.row_count - 1
+
+
+async def test_hostile_text_is_shown_literally_and_does_not_quit(hostile_store: Path) -> None:
+    app = console(hostile_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        table = app.query_one(LogTable)
+        message = table.get_row_at(table.row_count - 1)[3].plain
+        literal = "[@click=app.quit]boom[/] [red]x[/] \\x1b]0;pwn\\x07 \\x1b[31mred\\r\\u202eevil"
+        assert message.endswith("…") and literal.startswith(message[:-1])
+        assert "\x1b" not in screen_text(app) and "\u202e" not in screen_text(app)
+        await pilot.click(LogTable, offset=(40, table.row_count))
+        await pilot.press("end", "enter")
+        assert isinstance(app.screen, LogScreen)
+        text = screen_text(app)
+        assert "[@click=app.quit]boom[/] [red]x[/]" in text
+        assert "\\x1b]0;pwn\\x07" in text
+        for control in ("\x1b", "\x07", "\r", "\u202e"):
+            assert control not in text
+        await pilot.click("#log-message")
+        await pilot.pause(0.3)
+        assert app.is_running and app.return_code is None
+
+
+async def test_missing_database_shows_the_welcome_and_switches_when_data_arrives(tmp_path: Path) -> None:
+    path = tmp_path / "later.db"
+    app = console(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        switcher = app.query_one("#main", ContentSwitcher)
+        assert switcher.current == "welcome"
+        text = screen_text(app)
+        assert "Nothing recorded yet" in text
+        assert str(path) in text
+        assert "demo" in text
+        assert "from pmon import monitor" in text
+        assert 'monitor.record_metric("my_plugin", "cpu_usage", 45.2)' in text
+        record_store(path)
+        await wait_until(pilot, lambda: switcher.current == "console")
+        await wait_until(pilot, lambda: overview_loaded(app))
+
+
+async def test_question_mark_lists_the_keys_and_q_quits(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "Sort by the next column" in screen_text(app)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+def test_import_pmon_still_does_not_import_textual() -> None:
+    code = "import sys, pmon\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+

@@ -1,0 +1,55 @@
+"""The console's data layer reads the store without Textual and classifies plugins by age."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tui_helpers import NOW
+
+from pmon.store.schema import StoreError
+from pmon.tui.reader import ConsoleReader, LogQuery, percentile
+
+
+def test_reader_imports_no_textual() -> None:
+    code = "import sys, pmon.tui.reader\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_status_is_active_idle_or_down_by_age(store: Path) -> None:
+    reading = ConsoleReader(store).read(NOW, LogQuery())
+    assert {r.plugin_id: r.status for r in reading.overview.rows} == {"alpha": "active", "beta": "idle",
+                                                                       "gamma": "down"}
+
+
+def test_overview_has_sparkline_samples_p95_and_totals(store: Path) -> None:
+    overview = ConsoleReader(store).read(NOW, LogQuery()).overview
+    alpha = next(r for r in overview.rows if r.plugin_id == "alpha")
+    assert len(alpha.cpu) == 60 and len(alpha.memory) == 60
+    assert alpha.p95_response_ms == 96  # nearest rank 57 of the 60 response times 40..99
+    assert alpha.throughput == 50.0 and alpha.error_rate == 0.01
+    assert alpha.last_event is not None and alpha.last_event.event_type == "startup"
+    assert overview.error_logs_last_minute == 1
+    assert overview.serious_events_last_hour == 1
+
+
+def test_logs_tail_after_the_last_id(store: Path) -> None:
+    reader = ConsoleReader(store)
+    first = reader.read(NOW, LogQuery()).logs
+    assert [log.message for log in first.logs] == ["handled 52 requests", "health check ok",
+                                                "slow query took 900 ms\nsecond line", "PaymentDeclined: gateway timeout"]
+    last_id = first.logs[-1].id
+    assert reader.read(NOW, LogQuery(after_id=last_id)).logs.logs == ()
+
+
+def test_missing_database_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="nothing-here.db"):
+        ConsoleReader(tmp_path / "nothing-here.db").read(NOW, LogQuery())
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.95) is None
+    assert percentile(list(range(1, 101)), 0.95) == 95
