@@ -103,7 +103,6 @@ class Monitor:
                  **settings: Any) -> None:
         self._explicit_db = db_path
         self._config = config
-        self._settings = settings
         self.settings: MonitorConfig = build_section(
             MonitorConfig, {**dataclasses.asdict(config.monitor if config else MonitorConfig()), **settings},
             "Monitor()")

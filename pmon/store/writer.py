@@ -156,9 +156,15 @@ class Writer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():  # still committing: it finishes on its own, on its own connection
+                return False
             self._thread = None
         self._close()
-        return flushed and not self.queue and not self._pending
+        left = self.backlog
+        if left:  # storage still failing at shutdown: say so, and count them as dropped
+            self.stats.dropped += left
+            log.warning("pmon: stopping with %d rows not written to %s (%s)", left, self.path, self.stats.last_error)
+        return flushed and not left
 
     @property
     def backlog(self) -> int:
