@@ -216,7 +216,13 @@ class Monitor:
             q = self._ensure_writer().queue
         q.append(row)
         if len(q) > self._max_buffer:
-            self._writer.drop_oldest()  # type: ignore[union-attr]
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """The queue is over max_buffer: drop the oldest (rare; tolerates a concurrent stop)."""
+        writer = self._writer
+        if writer is not None:
+            writer.drop_oldest()
 
     def record_metric(self, plugin_id: str, metric_type: MetricType | str, value: float,
                       metadata: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
@@ -236,7 +242,7 @@ class Monitor:
             q = self._ensure_writer().queue
         q.append(row)
         if len(q) > self._max_buffer:
-            self._writer.drop_oldest()  # type: ignore[union-attr]
+            self._overflow()
 
     def record_log(self, plugin_id: str, level: LogLevel | str, message: str,
                    context: dict[str, Any] | None = None, traceback: str | None = None, *,
@@ -260,7 +266,7 @@ class Monitor:
             q = self._ensure_writer().queue
         q.append(row)
         if len(q) > self._max_buffer:
-            self._writer.drop_oldest()  # type: ignore[union-attr]
+            self._overflow()
 
     def record_event(self, plugin_id: str, event_type: str, description: str, severity: Severity | str = "info",
                      data: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
