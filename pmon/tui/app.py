@@ -15,6 +15,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Container, ScrollableContainer
 from textual.screen import Screen
 from textual.timer import Timer
@@ -22,12 +23,16 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Header, TabbedCo
 from textual.worker import get_current_worker
 
 from pmon.store.schema import StoreError
-from pmon.tui.messages import DataRead, ReadFailed
-from pmon.tui.reader import ConsoleReader, LogQuery
+from pmon.tui.live_panel import LivePanel
+from pmon.tui.messages import DataRead, OpenPlugin, ReadFailed, RefreshWanted
+from pmon.tui.reader import ConsoleReader, LogQuery, PanelQuery
 from pmon.tui.screens.help_screen import HelpScreen
+from pmon.tui.screens.plugin_screen import PluginScreen
+from pmon.tui.tabs.events_tab import EventsTab
 from pmon.tui.tabs.logs_tab import LogsTab
+from pmon.tui.tabs.metrics_tab import MetricsTab
 from pmon.tui.tabs.overview_tab import OverviewTab
-from pmon.tui.tabs.placeholder_tab import PlaceholderTab
+from pmon.tui.tabs.snapshots_tab import SnapshotsTab
 from pmon.tui.widgets.welcome_panel import WelcomePanel
 
 # Textual's own movement keys: the help screen sums them up in one line instead of fourteen.
@@ -93,16 +98,13 @@ class PmonApp(App[None]):
                     with TabPane("1 Overview", id="overview"):
                         yield self.overview_tab
                     with TabPane("2 Metrics", id="metrics"):
-                        yield PlaceholderTab("Metrics", "A chart of one plugin's metrics over 5m / 15m / 1h / 6h / "
-                                             "24h / 7d / 30d with min, avg, p95 and max beside it.")
+                        yield MetricsTab(id="metrics-tab")
                     with TabPane("3 Logs", id="logs"):
                         yield self.logs_tab
                     with TabPane("4 Events", id="events"):
-                        yield PlaceholderTab("Events", "Events coloured by severity, filtered by category and "
-                                             "severity; Enter opens one with its data.")
+                        yield EventsTab(id="events-tab")
                     with TabPane("5 Snapshots", id="snapshots"):
-                        yield PlaceholderTab("Snapshots", "Snapshots per plugin; mark one and pick another to "
-                                             "compare them field by field (A, B, delta, % change).")
+                        yield SnapshotsTab(id="snapshots-tab")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -112,18 +114,39 @@ class PmonApp(App[None]):
 
     def action_refresh_now(self) -> None:
         """`r`: read now instead of waiting for the timer."""
+        if not self.is_running:
+            return
         if self._next_read is not None:
             self._next_read.stop()
             self._next_read = None
-        self._read(self.clock(), self.logs_tab.next_query())
+        panels: dict[str, PanelQuery] = {}
+        for panel in self._visible_panels():
+            query = panel.panel_query()
+            if query is not None:
+                panels[panel.panel_key] = query
+        self._read(self.clock(), self.logs_tab.next_query(), panels)
+
+    def _visible_panels(self) -> list[LivePanel]:
+        """The active tab's panel and the screen on top, if they read their own data."""
+        panels: list[LivePanel] = []
+        if self.has_data and self.tabs.active and self.tabs.is_mounted:
+            try:
+                pane = self.tabs.get_pane(self.tabs.active)
+            except NoMatches:  # the app is shutting down
+                pane = None
+            if pane is not None:
+                panels += [w for w in pane.children if isinstance(w, LivePanel)]
+        if self.screen_stack and isinstance(self.screen_stack[-1], LivePanel):
+            panels.append(self.screen_stack[-1])
+        return panels
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def _read(self, now: float, log_query: LogQuery) -> None:
+    def _read(self, now: float, log_query: LogQuery, panels: dict[str, PanelQuery]) -> None:
         """Runs on a worker thread: all SQLite access happens here, never on the event loop."""
         worker = get_current_worker()
         message: DataRead | ReadFailed
         try:
-            message = DataRead(self.reader.read(now, log_query))
+            message = DataRead(self.reader.read(now, log_query, panels))
         except StoreError as exc:
             message = ReadFailed(str(exc))
         except Exception as exc:  # noqa: BLE001 - a refresh must never take the console down
@@ -137,6 +160,8 @@ class PmonApp(App[None]):
         self._next_read = self.set_timer(self.refresh_interval, self.action_refresh_now)
 
     def on_data_read(self, message: DataRead) -> None:
+        if not self.is_running:  # arrived while the app shuts down
+            return
         reading = message.reading
         self._schedule_next_read()
         if not reading.overview.rows and not self.has_data:
@@ -151,8 +176,13 @@ class PmonApp(App[None]):
             self.notify("Reading the database again.", title="Recovered", markup=False)
         self.overview_tab.show(reading.overview)
         self.logs_tab.show(reading.logs)
+        for panel in self._visible_panels():
+            if panel.panel_key in reading.panels:
+                panel.show_panel(reading.panels[panel.panel_key])
 
     def on_read_failed(self, message: ReadFailed) -> None:
+        if not self.is_running:
+            return
         self._schedule_next_read()
         if not self.has_data:
             self.welcome.show_reason(message.reason)
@@ -162,6 +192,14 @@ class PmonApp(App[None]):
         self._last_failure = message.reason
 
     def on_logs_tab_query_changed(self, message: LogsTab.QueryChanged) -> None:
+        self.action_refresh_now()
+
+    def on_refresh_wanted(self, message: RefreshWanted) -> None:
+        self.action_refresh_now()
+
+    def on_open_plugin(self, message: OpenPlugin) -> None:
+        """Enter on a plugin anywhere: its screen, read at once."""
+        self.push_screen(PluginScreen(message.plugin_id))
         self.action_refresh_now()
 
     def on_unmount(self) -> None:
@@ -189,6 +227,8 @@ class PmonApp(App[None]):
         tables = event.pane.query("DataTable")
         if tables and self.has_data:
             tables.first().focus()
+        if self.has_data:
+            self.action_refresh_now()
 
     def action_show_keys(self) -> None:
         """`?`: the keys that work right now, from the live bindings."""

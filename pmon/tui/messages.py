@@ -21,3 +21,15 @@ class ReadFailed(Message):
     """A refresh could not read the database (missing, not yet a pmon database, busy, replaced)."""
 
     reason: str
+
+
+@dataclass
+class RefreshWanted(Message):
+    """A panel's query changed (filter, range, selection): read now instead of at the next tick."""
+
+
+@dataclass
+class OpenPlugin(Message):
+    """Drill down into one plugin: the app opens the plugin screen."""
+
+    plugin_id: str

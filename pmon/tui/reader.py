@@ -10,8 +10,10 @@ import math
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pmon.models import LogLevel, MetricType, PluginEvent, PluginLog
 from pmon.store import console_queries, queries
@@ -75,12 +77,26 @@ class LogBatch:
     """The store's highest log id just before reading: a tail need not rescan rows up to it."""
 
 
+class PanelQuery(Protocol):
+    """What one tab or screen wants read on this refresh; it reads itself on the worker thread.
+
+    Implementations are frozen dataclasses in modules that import no Textual,
+    so each panel's data layer can be tested and timed without the UI.
+    """
+
+    def read(self, conn: sqlite3.Connection, now: float) -> object:
+        """Run the queries and return a plain, immutable result for the panel's ``show_panel``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One refresh: what every tab needs, read under one lock."""
+    """One refresh: what every visible tab and screen needs, read under one lock."""
 
     overview: Overview
     logs: LogBatch
+    panels: Mapping[str, object] = field(default_factory=dict)
+    """Results of the ``PanelQuery`` objects passed to ``read``, by panel key."""
 
 
 def status_of(plugin: PluginSummary, now: float) -> str:
@@ -140,12 +156,15 @@ class ConsoleReader:
             self._conn.close()
             self._conn = None
 
-    def read(self, now: float, log_query: LogQuery) -> Reading:
-        """Read the overview and the Logs tab's next batch; StoreError names the path on any failure."""
+    def read(self, now: float, log_query: LogQuery, panels: Mapping[str, PanelQuery] | None = None) -> Reading:
+        """Read the overview, the Logs tab's next batch and each panel's query; StoreError names the path."""
         with self._lock:
             conn = self._connection()
             try:
-                return Reading(self._overview(conn, now), self._logs(conn, log_query))
+                overview = self._overview(conn, now)
+                logs = self._logs(conn, log_query)
+                results = {key: query.read(conn, now) for key, query in (panels or {}).items()}
+                return Reading(overview, logs, results)
             except sqlite3.Error as exc:
                 self.close()
                 raise StoreError(f"{self.path}: {exc}") from None

@@ -38,7 +38,7 @@ async def test_overview_lists_every_plugin_with_its_status(store: Path) -> None:
         assert rows == {"alpha": "active", "beta": "idle", "gamma": "down"}
         text = screen_text(app)
         assert "3 plugins (1 active, 1 idle, 1 down)" in text
-        assert "1 error logs/1m" in text and "1 high+ events/1h" in text
+        assert "1 error logs/1m" in text and "2 high+ events/1h" in text
 
 
 async def test_s_cycles_the_sort_and_slash_filters_plugins(store: Path) -> None:

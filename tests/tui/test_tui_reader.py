@@ -33,7 +33,7 @@ def test_overview_has_sparkline_samples_p95_and_totals(store: Path) -> None:
     assert alpha.throughput == 50.0 and alpha.error_rate == 0.01
     assert alpha.last_event is not None and alpha.last_event.event_type == "startup"
     assert overview.error_logs_last_minute == 1
-    assert overview.serious_events_last_hour == 1
+    assert overview.serious_events_last_hour == 2  # the crash, and the critical memory alert
 
 
 def test_logs_tail_after_the_last_id(store: Path) -> None:

@@ -28,7 +28,7 @@ TRACEBACK = (
 
 
 def record_store(path: Path, *, hostile: bool = False) -> Path:
-    """Three plugins (active, idle, down) with metrics, logs and events at fixed times."""
+    """Three plugins (active, idle, down) with metrics, logs, events of every category and severity, and snapshots."""
     monitor = Monitor(path, flush_interval=0.05)
     try:
         plugins = {"alpha": NOW - 5, "beta": NOW - 120, "gamma": NOW - 600}
@@ -40,6 +40,22 @@ def record_store(path: Path, *, hostile: bool = False) -> Path:
                 monitor.record_metric(plugin, "response_time", 40 + i, timestamp=t)
                 monitor.record_metric(plugin, "error_rate", 0.01, timestamp=t)
                 monitor.record_metric(plugin, "throughput", 50.0, timestamp=t)
+            for n in range(3):
+                t = last - 600 + n * 200
+                monitor.create_snapshot(plugin, {
+                    "cpu_usage": 20.0 + n * 5, "memory_usage": 200.0 + n * 30, "response_time": 40.0 + n * 10,
+                    "error_rate": 0.01 * (n + 1), "request_count": 1000 + n * 100, "throughput": 50.0 - n,
+                    "disk_io": {"read_bytes": 1000 * (n + 1), "write_bytes": 500},
+                    "network_io": {"bytes_sent": 2000 + n, "bytes_recv": 4000},
+                    "custom_metrics": {"queue_depth": 3 + n},
+                }, timestamp=t)
+        monitor.record_event("alpha", "user_login", "admin signed in", Severity.LOW, {"user": "ops"},
+                             timestamp=NOW - 900)
+        monitor.record_event("beta", "request_failed", "upstream 502", Severity.MEDIUM, {"status": 502},
+                             timestamp=NOW - 800)
+        monitor.record_event("alpha", "alert_memory", "memory above 90%", Severity.CRITICAL,
+                             {"rss_mb": 1900, "limit_mb": 2048}, timestamp=NOW - 700)
+        for plugin, last in plugins.items():
             monitor.record_event(plugin, "startup", f"{plugin} started", Severity.INFO, {"pid": 1}, timestamp=last - 100)
         monitor.record_event("gamma", "crash", "gamma stopped answering", Severity.HIGH, timestamp=plugins["gamma"])
         monitor.record_log("alpha", LogLevel.DEBUG, "handled 52 requests", {"window_s": 1}, timestamp=NOW - 30)

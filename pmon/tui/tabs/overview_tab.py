@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from pmon.tui import units
+from pmon.tui.messages import OpenPlugin
 from pmon.tui.reader import Overview, PluginRow
 from pmon.tui.safe_text import safe_text
 from pmon.tui.sparkline_text import sparkline
@@ -247,10 +248,10 @@ class OverviewTab(Vertical):
         self.action_open_plugin()
 
     def action_open_plugin(self) -> None:
-        """Enter: the plugin screen is not built yet, say so instead of doing nothing."""
+        """Enter: the plugin's own screen."""
         plugin = self.selected_plugin()
         if plugin is not None:
-            self.notify(f"The plugin screen for {plugin!r} is not built yet.", title="Not yet", markup=False)
+            self.post_message(OpenPlugin(plugin))
 
     def action_cycle_sort(self) -> None:
         """`s`: next sort order; the sorted column shows an arrow."""
