@@ -13,3 +13,6 @@ class MetricsTab(PlaceholderTab, LivePanel):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("Metrics", "A chart of one plugin's metrics over 5m / 15m / 1h / 6h / 24h / 7d / 30d with min, avg, p95 and max beside it.", id=id)
+
+    def select_plugin(self, plugin_id: str) -> None:
+        """Show ``plugin_id``'s metrics (called by the plugin screen's `m`)."""
