@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,18 @@ pass_context = click.make_pass_decorator(Context)
 def main(ctx: click.Context, db: str | None, config_file: str | None) -> None:
     """pmon: monitoring console for plugin-based applications.
 
+    With no command, opens the console on the configured database.
+
     \b
     Examples:
-      pmon demo                 simulated plugin host, recording live
+      pmon                      the console (same as `pmon tui`)
+      pmon demo                 a simulated plugin host, recording live, in the console
       pmon status               database, row counts, plugins
       pmon bench --rows 100000  measure the recording and query paths
     """
     ctx.obj = Context(db, config_file)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(tui)
 
 
 def _emit_json(data: Any) -> None:
@@ -119,20 +123,29 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(f"  {click.style(summary.plugin_id, bold=True)}  {summary.status}  {latest}")
 
 
-@main.command()
-@pass_context
-def tui(ctx: Context) -> None:
-    """The console (preview: Overview and Logs tabs work; Metrics, Events, Snapshots are still placeholders).
+def _open_console(path: Path, config: Config) -> None:
+    from pmon.tui.app import run
 
-    Read-only: it never blocks or changes what the writers record.
+    run(path, refresh_interval=config.ui.refresh_interval)
+
+
+@main.command()
+@click.option("--db", metavar="PATH", help="Database file (same as `pmon --db PATH tui`).")
+@click.option("--config", "config_file", metavar="PATH", help="pmon.toml to use (same as `pmon --config PATH tui`).")
+@pass_context
+def tui(ctx: Context, db: str | None, config_file: str | None) -> None:
+    """The console: overview, metrics, logs, events and snapshots, live.
+
+    Read-only: it never blocks or changes what the writers record. A missing
+    or empty database shows where it looked and how to start recording.
 
     \b
     Example:
-      pmon --db ~/.local/share/pmon/demo.db tui
+      pmon tui --db ~/.local/share/pmon/demo.db
     """
-    from pmon.tui.app import run
-
-    run(ctx.db_path)
+    if db or config_file:
+        ctx = Context(db or ctx._db, config_file or ctx._config_file)
+    _open_console(ctx.db_path, ctx.config)
 
 
 @main.command()
@@ -159,31 +172,52 @@ def bench(rows: int, points: int, repeats: int, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--headless", is_flag=True, help="Only simulate, printing what is written each second (no console).")
 @click.option("--duration", type=click.FloatRange(min=0), default=None,
-              help="Seconds to simulate (default: until Ctrl-C).")
+              help="Seconds to simulate with --headless (default: until Ctrl-C).")
 @click.option("--history", default=2.0, show_default=True, type=click.FloatRange(min=0),
               help="Hours of history to pre-fill.")
+@click.option("--quiet", is_flag=True, hidden=True, help="With --headless: print nothing.")
+@click.option("--parent-pid", type=int, default=None, hidden=True, help="Stop when this process is gone.")
 @pass_context
-def demo(ctx: Context, duration: float | None, history: float) -> None:
-    """A simulated plugin host recording through the public API.
+def demo(ctx: Context, headless: bool, duration: float | None, history: float, quiet: bool,
+         parent_pid: int | None) -> None:
+    """A simulated plugin host recording live, shown in the console.
 
-    It prints what it writes each second; read the data with `pmon status`
-    or sqlite3 while it runs. Uses --db if given, else a demo database in the XDG data dir, so the
-    demo never mixes with real data.
+    Eight plugins with a story each (a memory leak, latency spikes, real
+    tracebacks, a plugin that goes down and comes back...), two hours of
+    history pre-filled. Uses --db if given, else a demo database in the XDG
+    data dir, so the demo never mixes with real data. Quitting the console
+    stops the simulation.
 
     \b
-    Example:
-      pmon demo --duration 30
+    Examples:
+      pmon demo
+      pmon demo --headless --duration 30
     """
-    from pmon.demo import default_demo_db, run_demo
+    from pmon.demo import default_demo_db, run_demo, start_background_host, stop_background_host
 
     path = Path(ctx._db) if ctx._db else default_demo_db()
+    if duration is not None and not headless:
+        raise UsageProblem("--duration: only with --headless (the console runs until you quit it)")
+    if headless:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly: the monitor flushes on the way out
+        try:
+            run_demo(path, duration=duration, history_hours=history, echo=None if quiet else click.echo,
+                     parent_pid=parent_pid)
+        except (StoreError, ConfigError) as exc:
+            raise UsageProblem(str(exc)) from None
+        except KeyboardInterrupt:
+            if not quiet:
+                click.echo("stopped")
+        return
+    host = start_background_host(path, history)
     try:
-        run_demo(path, duration=duration, history_hours=history, echo=click.echo)
-    except (StoreError, ConfigError) as exc:
-        raise UsageProblem(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("stopped")
+        _open_console(path, ctx.config)
+    finally:
+        problems = stop_background_host(host)
+    if host.returncode not in (0, -signal.SIGTERM) and problems:
+        click.echo(f"pmon demo: the simulated host stopped with an error:\n{problems}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,18 +54,27 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class UIConfig:
+    """The console."""
+
+    refresh_interval: float = 1.0
+    """Seconds between the end of one read of the database and the start of the next."""
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything pmon reads from pmon.toml; ``file`` is where it came from (None: defaults)."""
 
     store: StoreConfig = field(default_factory=StoreConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
     file: Path | None = None
 
 
-SECTIONS: dict[str, type] = {"store": StoreConfig, "monitor": MonitorConfig}
+SECTIONS: dict[str, type] = {"store": StoreConfig, "monitor": MonitorConfig, "ui": UIConfig}
 
 _POSITIVE = {"busy_timeout_ms", "batch_size", "max_buffer", "metrics_cache", "logs_cache", "events_cache",
-             "max_text_bytes", "flush_interval"}
+             "max_text_bytes", "flush_interval", "refresh_interval"}
 
 
 def _check_value(where: str, name: str, value: Any, default: Any) -> Any:

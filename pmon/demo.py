@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -21,6 +25,11 @@ from pmon.monitor import Monitor
 TICK_SECONDS = 1.0
 SNAPSHOT_EVERY = 10.0
 HISTORY_STEP = 20.0
+FLAP_PERIOD = 300.0
+"""mailer's cycle: up, then down for FLAP_DOWN seconds."""
+FLAP_DOWN = 60.0
+OUTAGE_EVERY = 1200.0
+"""payments loses its provider (a critical event) this often, and once at the start."""
 
 
 def default_demo_db() -> Path:
@@ -75,8 +84,13 @@ def latency_spikes(p: SimPlugin, t: float, rng: random.Random) -> dict[str, floa
             "rt": (900 + rng.expovariate(1 / 600)) if spike else 80 + rng.gauss(0, 10), "err": 0.01, "tput": 30}
 
 
+LEAK_MB_PER_HOUR = 90.0
+"""How fast image_resizer's memory grows: visible in a minute's sparkline, alarming over the 2 h history."""
+
+
 def leaking(p: SimPlugin, t: float, rng: random.Random) -> dict[str, float]:
-    p.memory_mb += 0.35 + rng.random() * 0.1
+    start = p.notes.setdefault("leak_start", t)
+    p.memory_mb = 150 + (t - start) / 3600 * LEAK_MB_PER_HOUR + rng.gauss(0, 0.3)
     return {"cpu": 18 + rng.gauss(0, 2), "mem": p.memory_mb, "rt": 60 + p.memory_mb / 50 + rng.gauss(0, 4),
             "err": 0.005, "tput": 20 + rng.gauss(0, 2)}
 
@@ -164,16 +178,18 @@ class DemoHost:
                 }, timestamp=t)
 
     def _flap(self, p: SimPlugin, t: float) -> None:
-        phase = t % 240
-        if 180 <= phase < 181 and p.down_until <= t:
-            p.down_until = t + 45
+        """mailer is down for the last FLAP_DOWN seconds of every FLAP_PERIOD, at any tick size."""
+        down = t % FLAP_PERIOD >= FLAP_PERIOD - FLAP_DOWN
+        if down and not p.notes.get("down"):
+            p.notes["down"] = 1
+            p.down_until = t - t % FLAP_PERIOD + FLAP_PERIOD
             self.monitor.record_event(p.plugin_id, "stopped", "mailer stopped: SMTP relay unreachable",
                                       Severity.HIGH, {"relay": "smtp.internal:25", "pid": 4242}, timestamp=t)
             self.monitor.record_log(p.plugin_id, LogLevel.CRITICAL, "worker exited with status 1",
-                                    {"exit_code": 1}, timestamp=t)
-        elif p.down_until and t >= p.down_until and p.notes.get("restarted_at") != p.down_until:
-            p.notes["restarted_at"] = p.down_until
-            self.monitor.record_event(p.plugin_id, "started", "mailer started", Severity.INFO,
+                                    {"exit_code": 1, "relay": "smtp.internal:25"}, timestamp=t)
+        elif not down and p.notes.get("down"):
+            p.notes["down"] = 0
+            self.monitor.record_event(p.plugin_id, "restarted", "mailer started again", Severity.INFO,
                                       {"pid": 4243 + int(t) % 1000}, timestamp=t)
 
     def _logs(self, p: SimPlugin, t: float, v: dict[str, float]) -> None:
@@ -202,12 +218,35 @@ class DemoHost:
         if p.plugin_id == "ingest" and v["tput"] > 2000 and rng.random() < 0.2:
             m.record_event(p.plugin_id, "user_import", "bulk import started by ops", Severity.LOW,
                            {"rows": int(v["tput"] * 30)}, timestamp=t)
+        self._alerts(p, t, v)
         if rng.random() < 0.002:
             m.record_event(p.plugin_id, "config_reload", "configuration reloaded", Severity.INFO,
                            {"changed": ["timeouts"]}, timestamp=t)
-        if p.plugin_id == "payments" and rng.random() < 0.003:
-            m.record_event(p.plugin_id, "error", "payment provider unreachable", Severity.CRITICAL,
-                           {"error_code": "E001", "provider": "gateway.example"}, timestamp=t)
+
+    def _alerts(self, p: SimPlugin, t: float, v: dict[str, float]) -> None:
+        """Threshold alerts of the kind a host application raises itself (category alert)."""
+        m = self.monitor
+        if p.plugin_id == "image_resizer":
+            step = int(v["mem"] // 50)
+            if step > p.notes.setdefault("mem_step", step):
+                p.notes["mem_step"] = step
+                m.record_event(p.plugin_id, "alert_memory", f"resident memory passed {step * 50} MB",
+                               Severity.HIGH if step * 50 >= 300 else Severity.MEDIUM,
+                               {"rss_mb": round(v["mem"], 1), "limit_mb": 512}, timestamp=t)
+        elif p.plugin_id == "payments" and t - p.notes.get("last_outage", float("-inf")) >= OUTAGE_EVERY:
+            p.notes["last_outage"] = t
+            m.record_event(p.plugin_id, "provider_error", "payment provider unreachable", Severity.CRITICAL,
+                           {"error_code": "E001", "provider": "gateway.example", "failed_charges": 17}, timestamp=t)
+        elif p.plugin_id == "search" and v["rt"] > 2500:
+            m.record_event(p.plugin_id, "alert_latency", f"response time {v['rt']:.0f} ms over the 2500 ms limit",
+                           Severity.CRITICAL, {"response_ms": round(v["rt"]), "limit_ms": 2500}, timestamp=t)
+        elif p.plugin_id == "recommender":
+            level = int(v["err"] * 20)  # every 5 points of error rate
+            if level > p.notes.setdefault("err_level", level):
+                p.notes["err_level"] = level
+                m.record_event(p.plugin_id, "alert_error_rate", f"error rate passed {level * 5} %",
+                               Severity.HIGH, {"error_rate": round(v["err"], 3), "threshold": level / 20},
+                               timestamp=t)
 
     def prefill(self, hours: float, now: float) -> int:
         """Record ``hours`` of history (every HISTORY_STEP seconds, quieter logs) ending at ``now``."""
@@ -219,29 +258,69 @@ class DemoHost:
 
 
 def run_demo(path: Path, *, duration: float | None = None, history_hours: float = 2.0,
-             echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Pre-fill history, then simulate in real time for ``duration`` seconds (None: until Ctrl-C)."""
+             echo: Callable[[str], None] | None = print, parent_pid: int | None = None) -> dict[str, int]:
+    """Pre-fill history, then simulate in real time for ``duration`` seconds (None: until stopped).
+
+    ``echo`` None runs silently (the console's background host); with
+    ``parent_pid`` the host stops when that process is gone, so a killed
+    console never leaves a demo recording forever.
+    """
+    say = echo or (lambda _line: None)
     monitor = Monitor(path)
     host = DemoHost(monitor)
-    echo(f"pmon demo: recording {len(host.plugins)} simulated plugins into {path}")
+    say(f"pmon demo: recording {len(host.plugins)} simulated plugins into {path}")
     now = time.time()
     if history_hours:
         host.prefill(history_hours, now)
         monitor.flush()
-        echo(f"  pre-filled {history_hours:g} h of history: {_written(monitor)}")
+        say(f"  pre-filled {history_hours:g} h of history: {_written(monitor)}")
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                break
             host.tick(time.time())
-            status = monitor.status()
-            echo(f"  {time.strftime('%H:%M:%S')}  written {_written(monitor)}  queue {status['queue_depth']}  "
-                 f"drops {status['dropped']}  errors {status['write_errors']}")
+            if echo is not None:
+                status = monitor.status()
+                echo(f"  {time.strftime('%H:%M:%S')}  written {_written(monitor)}  queue {status['queue_depth']}  "
+                     f"drops {status['dropped']}  errors {status['write_errors']}")
             time.sleep(TICK_SECONDS)
     finally:
         monitor.stop_monitoring()
-        echo(f"pmon demo: done, {_written(monitor)} in {path}")
-        echo(f"  look at it: pmon --db {path} status")
+        say(f"pmon demo: done, {_written(monitor)} in {path}")
+        say(f"  look at it: pmon --db {path}")
     return monitor.status()["rows_written"]
+
+
+def start_background_host(path: Path, history_hours: float) -> subprocess.Popen[bytes]:
+    """Run the simulated host in a child process (its own GIL) recording into ``path``, silently.
+
+    The console stops it with SIGTERM when it quits; the child also stops by
+    itself if the console dies without a chance to.
+    """
+    command = [sys.executable, "-m", "pmon", "--db", str(path), "demo", "--headless", "--quiet",
+               "--history", str(history_hours), "--parent-pid", str(os.getpid())]
+    errors = tempfile.TemporaryFile()  # a file, not a pipe: a pipe nobody reads would block the child
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=errors, start_new_session=True)
+    child.stderr_file = errors  # type: ignore[attr-defined]
+    return child
+
+
+def stop_background_host(child: subprocess.Popen[bytes], timeout: float = 5.0) -> str:
+    """Stop the child host cleanly (it flushes on SIGTERM) and return what it wrote to stderr."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    errors = child.stderr_file  # type: ignore[attr-defined]
+    errors.seek(0)
+    text = errors.read().decode(errors="replace").strip()
+    errors.close()
+    return text
 
 
 def _written(monitor: Monitor) -> str:

@@ -72,6 +72,10 @@ _ERROR_WORDS = ("error", "exception", "fail", "crash", "fatal", "panic", "timeou
 _USER_WORDS = ("user", "login", "logout", "action", "command", "request", "session")
 
 
+LIFECYCLE_STATUS = {"started": "active", "restarted": "active", "stopped": "down", "not_found": "down"}
+"""Event types that set a plugin's stored status: the daemon records them, and so may a host application."""
+
+
 def category_for(event_type: str) -> EventCategory:
     """Map a free-form event type to its category.
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,14 +64,35 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert found_in_cwd.returncode == 2 and "batch_size must be int" in found_in_cwd.stderr
 
 
-def test_demo_records_through_the_api(tmp_path: Path) -> None:
+def test_demo_headless_records_all_eight_plugins_with_every_level_category_and_severity(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    result = pmon("--db", str(db), "demo", "--duration", "2", "--history", "0.05")
+    result = pmon("--db", str(db), "demo", "--headless", "--duration", "5")
     assert result.returncode == 0, result.stderr
     assert "pre-filled" in result.stdout and "done" in result.stdout
     report = json.loads(pmon("--db", str(db), "status", "--json").stdout)
-    assert len(report["plugins"]) == 8
-    assert all(report["rows"][table] > 0 for table in ("metrics", "logs", "events", "snapshots"))
+    assert {p["plugin_id"] for p in report["plugins"]} == {
+        "auth", "search", "image_resizer", "payments", "mailer", "ingest", "recommender", "backup"}
+    conn = sqlite3.connect(db)
+    levels = {level for (level,) in conn.execute("SELECT DISTINCT level FROM plugin_logs")}
+    categories = {c for (c,) in conn.execute("SELECT DISTINCT category FROM plugin_events")}
+    severities = {s for (s,) in conn.execute("SELECT DISTINCT severity FROM plugin_events")}
+    recent = conn.execute("SELECT count(DISTINCT plugin_id) FROM plugin_metrics WHERE timestamp > ?",
+                          (time.time() - 30,)).fetchone()[0]
+    with_context = conn.execute("SELECT count(*) FROM plugin_logs WHERE context IS NOT NULL").fetchone()[0]
+    tracebacks = conn.execute("SELECT traceback FROM plugin_logs WHERE traceback IS NOT NULL LIMIT 1").fetchone()
+    conn.close()
+    assert levels == {"debug", "info", "warning", "error", "critical"}
+    assert categories == {"system", "user", "error", "alert"}
+    assert severities == {"info", "low", "medium", "high", "critical"}
+    assert recent >= 7  # every plugin but the one that may be down right now kept recording live
+    assert with_context > 0
+    assert tracebacks[0].count('File "') >= 3  # a real multi-frame traceback
+
+
+def test_demo_duration_without_headless_is_a_usage_error(tmp_path: Path) -> None:
+    result = pmon("--db", str(tmp_path / "d.db"), "demo", "--duration", "1")
+    assert result.returncode == 2
+    assert result.stderr == "pmon: --duration: only with --headless (the console runs until you quit it)\n"
 
 
 @pytest.mark.slow

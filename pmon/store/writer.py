@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmon.models import SNAPSHOT_FIELDS
+from pmon.models import LIFECYCLE_STATUS, SNAPSHOT_FIELDS
 from pmon.store.schema import StoreError, open_writer
 from pmon.validate import scrub
 
@@ -373,6 +373,10 @@ class Writer:
         if snaps:
             conn.executemany(_INSERT_SNAPSHOT, snaps)
         conn.executemany(_UPSERT_PLUGIN, [(p, lo, hi) for p, (lo, hi) in seen.items()])
+        # Lifecycle events set the stored status, latest timestamp last so it wins.
+        changes = sorted((e[4], LIFECYCLE_STATUS[e[1]], e[0]) for e in events if e[1] in LIFECYCLE_STATUS)
+        if changes:
+            conn.executemany("UPDATE plugins SET status = ? WHERE id = ?", [(st, p) for _, st, p in changes])
 
 
 # SQLite keeps its file-lock bookkeeping per process: a child forked while a
