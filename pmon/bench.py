@@ -7,10 +7,13 @@ noisy host where absolute numbers drift. Nothing here is a test assertion.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -219,13 +222,13 @@ def _seed_layout_bytes(path: Path, data: list[tuple[str, MetricType, float, floa
     return size
 
 
-def generate_store(path: Path, rows: int, now: float) -> None:
-    """A store shaped like a busy host: 100 plugins x 7 metrics over 24 h, plus logs (a tenth as many)."""
+def generate_store(path: Path, rows: int, now: float, plugins: int = PLUGINS) -> None:
+    """A store shaped like a busy host: ``plugins`` x 7 metrics over 24 h, plus logs (a tenth as many)."""
     conn = open_writer(path)
     rng = random.Random(2)
     series_ids = []
     conn.execute("BEGIN IMMEDIATE")
-    for p in range(PLUGINS):
+    for p in range(plugins):
         plugin = f"plugin_{p:03d}"
         conn.execute("INSERT INTO plugins (id, first_seen, last_seen) VALUES (?, ?, ?)", (plugin, now - 86400, now))
         for metric in METRICS:
@@ -246,7 +249,7 @@ def generate_store(path: Path, rows: int, now: float) -> None:
     weights = [40, 45, 10, 4, 1]
     n_logs = max(10_000, rows // 10)
     for first in range(0, n_logs, chunk):
-        batch = [(f"plugin_{rng.randrange(PLUGINS):03d}", rng.choices(levels, weights)[0], f"message {i}",
+        batch = [(f"plugin_{rng.randrange(plugins):03d}", rng.choices(levels, weights)[0], f"message {i}",
                   now - 86400 + i * 86400 / n_logs, None, None) for i in range(first, min(n_logs, first + chunk))]
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany("INSERT INTO plugin_logs (plugin_id, level, message, timestamp, context, traceback) "
@@ -311,6 +314,66 @@ def bench_queries(tmp: Path, rows: int, repeats: int) -> list[BenchResult]:
                                    f"<= {target:g} ms", value <= target))
     conn.close()
     return results
+
+
+CONSOLE_PLUGINS = 50
+"""Plugins in the store the console figures read (the issue's refresh target is for 50)."""
+
+
+def _console_child(kind: str, *args: str) -> tuple[dict[str, Any], float]:
+    """Run ``pmon.tui.console_bench`` in a fresh interpreter; its JSON and the wall time to its exit in ms."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pmon.tui.console_bench", kind, *args],
+                          capture_output=True, text=True, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise RuntimeError(f"console bench {kind} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), elapsed
+
+
+def bench_console(tmp: Path, rows: int, drill_rows: int, repeats: int,
+                  say: Callable[[str], None]) -> list[BenchResult]:
+    """Launch, refresh, idle and drill-down figures of the real console, headless, in child processes."""
+    now = time.time()
+    store = tmp / "console.db"
+    say(f"console: generating a store of {rows:,} rows, {CONSOLE_PLUGINS} plugins")
+    generate_store(store, rows, now, plugins=CONSOLE_PLUGINS)
+    say(f"console: launch to first frame x {repeats}")
+    launch = [_console_child("launch", str(store)) for _ in range(repeats)]
+    if any(report["plotext_imported"] for report, _ in launch):
+        raise RuntimeError("the console imported plotext before the Metrics tab was shown")
+    bare = [_console_child("launch-bare")[1] for _ in range(repeats)]
+    results = [BenchResult(f"console launch to first frame with data ({rows:,} rows)",
+                           _median([ms for _, ms in launch]), "ms", _median(bare),
+                           "a bare Textual app to its first frame", "<= 600 ms",
+                           _median([ms for _, ms in launch]) <= 600)]
+    say("console: idle at a 1 s refresh, 10 s, and a bare Textual app ticking a clock")
+    idle, _ = _console_child("idle", str(store))
+    idle_bare, _ = _console_child("idle-bare")
+    results.append(BenchResult(f"console refresh tick, {CONSOLE_PLUGINS} plugins (CPU)", idle["cpu_ms_per_tick"],
+                               "ms", idle_bare["cpu_percent"] * 10, "a bare Textual app's CPU per 1 s tick",
+                               "<= 30 ms", idle["cpu_ms_per_tick"] <= 30))
+    results.append(BenchResult("idle console at a 1 s refresh (CPU of one core)", idle["cpu_percent"], "%",
+                               idle_bare["cpu_percent"], "a bare Textual app ticking a clock", "<= 2 %",
+                               idle["cpu_percent"] <= 2))
+    big = tmp / "console-drill.db"
+    say(f"console: generating a store of {drill_rows:,} rows for the drill-down")
+    generate_store(big, drill_rows, now)
+    drill, _ = _console_child("drill", str(big), f"plugin_007:{max(repeats, 5)}")
+    drill_bare, _ = _console_child("drill-bare", "", str(max(repeats, 5)))
+    value = _median(drill["samples_ms"])
+    results.append(BenchResult(f"Enter on a plugin to its screen drawn ({drill_rows:,} rows)", value, "ms",
+                               _median(drill_bare["samples_ms"]), "pushing a one-line screen", "<= 150 ms",
+                               value <= 150))
+    big.unlink()
+    return results
+
+
+def run_console_bench(rows: int = 1_000_000, drill_rows: int = 10_000_000, repeats: int = 5,
+                      progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """The console figures only (`pmon bench --console`)."""
+    with tempfile.TemporaryDirectory(prefix="pmon-bench-") as tmpdir:
+        return bench_console(Path(tmpdir), rows, drill_rows, repeats, progress or (lambda _: None))
 
 
 def run_bench(rows: int = 1_000_000, repeats: int = 5, points: int = 1_000_000, calls: int = 200_000,

@@ -155,16 +155,25 @@ def tui(ctx: Context, db: str | None, config_file: str | None) -> None:
               help="Points recorded end to end per repeat for the persist figures.")
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Repeats per figure (median).")
 @click.option("--json", "as_json", is_flag=True, help="Print name -> {value, baseline, ratio, target, met}.")
-def bench(rows: int, points: int, repeats: int, as_json: bool) -> None:
-    """Measure the recording and query paths against baselines in the same run.
+@click.option("--console", "console", is_flag=True,
+              help="Measure the console instead: launch, refresh tick, idle CPU, drill-down.")
+@click.option("--drill-rows", default=10_000_000, show_default=True, type=click.IntRange(min=1000),
+              help="With --console: rows in the store the drill-down figure reads.")
+def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, drill_rows: int) -> None:
+    """Measure the recording and query paths (or, with --console, the console) against baselines in the same run.
 
     \b
-    Example:
+    Examples:
       pmon bench --rows 100000 --json
+      pmon bench --console
     """
-    from pmon.bench import run_bench, render_table
+    from pmon.bench import render_table, run_bench, run_console_bench
 
-    results = run_bench(rows=rows, points=points, repeats=repeats, progress=None if as_json else lambda m: click.echo(m, err=True))
+    progress = None if as_json else lambda m: click.echo(m, err=True)
+    if console:
+        results = run_console_bench(rows=rows, drill_rows=drill_rows, repeats=repeats, progress=progress)
+    else:
+        results = run_bench(rows=rows, points=points, repeats=repeats, progress=progress)
     if as_json:
         _emit_json({r.name: r.as_dict() for r in results})
     else:

@@ -9,13 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from pmon.models import LogLevel
 from pmon.tui.reader import LOG_PAGE, LogBatch, LogQuery
 from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.log_screen import LogScreen
 from pmon.tui.widgets.filter_input import FilterInput
+from pmon.tui.widgets.status_line import StatusLine
 from pmon.tui.widgets.log_table import LEVEL_STYLES, LogTable
 
 LEVEL_CYCLE: tuple[LogLevel | None, ...] = (None, LogLevel.INFO, LogLevel.WARNING, LogLevel.ERROR, LogLevel.CRITICAL)
@@ -62,7 +63,7 @@ class LogsTab(Vertical):
         """Lines that arrived since follow mode was paused."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="logs-status")
+        yield StatusLine(id="logs-status")
         yield LogTable(id="logs")
         yield FilterInput(placeholder="message contains… (Enter applies, Esc cancels)", id="logs-filter")
 
@@ -129,7 +130,7 @@ class LogsTab(Vertical):
             line.append("  text: ", "dim")
             line.append_text(safe_text(self.text, "bold"))
         line.append(f"  {table.row_count} lines" if self.loaded else "  loading…", "dim")
-        self.query_one("#logs-status", Static).update(line)
+        self.query_one("#logs-status", StatusLine).show(line)
 
     def on_log_table_follow_changed(self, event: LogTable.FollowChanged) -> None:
         event.stop()

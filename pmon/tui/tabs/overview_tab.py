@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from pmon.tui import units
 from pmon.tui.messages import OpenPlugin
@@ -17,6 +17,7 @@ from pmon.tui.reader import Overview, PluginRow
 from pmon.tui.safe_text import safe_text
 from pmon.tui.sparkline_text import sparkline
 from pmon.tui.widgets.filter_input import FilterInput
+from pmon.tui.widgets.status_line import StatusLine
 
 STATUS_STYLES = {"active": "green", "idle": "yellow", "down": "bold red"}
 """Status colours; the word is always shown, so NO_COLOR loses nothing."""
@@ -94,12 +95,13 @@ class OverviewTab(Vertical):
         """Substring a plugin id must contain to be listed ("" lists all)."""
         self.overview: Overview | None = None
         """The latest data, kept so sorting and filtering redraw without waiting for a refresh."""
+        self._layout: tuple[list[str], list[str], list[int]] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="overview-totals")
+        yield StatusLine(id="overview-totals")
         table: DataTable[Text] = DataTable(id="plugins", cursor_type="row")
         yield table
-        yield Static(id="overview-detail")
+        yield StatusLine(id="overview-detail")
         yield FilterInput(placeholder="plugin id contains… (Enter applies, Esc cancels)", id="overview-filter")
 
     @property
@@ -151,11 +153,16 @@ class OverviewTab(Vertical):
         widths[-1] = max(10, (table.size.width or 80) - used)
         for row, line in zip(rows, cells):
             line[-1] = self._event_cell(row, now, widths[-1])
-        table.clear(columns=True)
-        for (key, _), label, width in zip(COLUMNS, labels, widths):
-            table.add_column(label, width=width, key=key)
-        for row, line in zip(rows, cells):
-            table.add_row(*line, key=row.plugin_id)
+        layout = ([row.plugin_id for row in rows], [label.plain for label in labels], widths)
+        if layout == self._layout:
+            self._update_changed_cells(rows, cells)
+        else:
+            self._layout = layout
+            table.clear(columns=True)
+            for (key, _), label, width in zip(COLUMNS, labels, widths):
+                table.add_column(label, width=width, key=key)
+            for row, line in zip(rows, cells):
+                table.add_row(*line, key=row.plugin_id)
         if selected is not None:
             for index, row in enumerate(rows):
                 if row.plugin_id == selected:
@@ -163,6 +170,19 @@ class OverviewTab(Vertical):
                     break
         self._draw_totals(len(rows))
         self._draw_detail()
+
+    def _update_changed_cells(self, rows: list[PluginRow], cells: list[list[Text]]) -> None:
+        """Same plugins, order and widths as the table shows: touch only the cells whose text changed.
+
+        Why: rebuilding the table makes DataTable lay out and render every
+        cell again; a live tick usually changes a few sparklines.
+        """
+        table = self.table
+        for row, line in zip(rows, cells):
+            current = table.get_row(row.plugin_id)
+            for (key, _), old, new in zip(COLUMNS, current, line):
+                if old != new:
+                    table.update_cell(row.plugin_id, key, new)
 
     def _cells(self, row: PluginRow, spark_width: int, now: float) -> list[Text]:
         plugin = safe_text(row.plugin_id, "bold")
@@ -213,7 +233,7 @@ class OverviewTab(Vertical):
             line.append("  filter: ", "dim")
             line.append_text(safe_text(self.filter_text, "bold"))
             line.append(f" ({shown} shown)", "dim")
-        self.query_one("#overview-totals", Static).update(line)
+        self.query_one("#overview-totals", StatusLine).show(line)
 
     def _draw_detail(self) -> None:
         """The highlighted plugin's last event in full: the table column only has room for its type."""
@@ -231,7 +251,7 @@ class OverviewTab(Vertical):
                     safe_text(str(ev.severity), SEVERITY_STYLES.get(str(ev.severity), "")), " ",
                     safe_text(ev.event_type, "bold"), " ", safe_text(ev.description),
                 ))
-        self.query_one("#overview-detail", Static).update(detail)
+        self.query_one("#overview-detail", StatusLine).show(detail)
 
     def selected_plugin(self) -> str | None:
         """The plugin id under the cursor, or None when nothing is listed."""
