@@ -9,11 +9,12 @@ never the keyboard.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Container, ScrollableContainer
@@ -23,6 +24,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Header, TabbedCo
 from textual.worker import get_current_worker
 
 from pmon.store.schema import StoreError
+from pmon.tui.commands import PluginCommands
 from pmon.tui.live_panel import LivePanel
 from pmon.tui.messages import DataRead, OpenPlugin, ReadFailed, RefreshWanted
 from pmon.tui.reader import ConsoleReader, LogQuery, PanelQuery
@@ -40,6 +42,15 @@ _FRAMEWORK_KEYS = {(b.key, b.action) for cls in (DataTable, ScrollableContainer,
                    if isinstance(b, Binding)}
 
 
+_TAB_HELP = {
+    "overview": "Every plugin's health at a glance",
+    "metrics": "A chart of one plugin's metric over a time range",
+    "logs": "Live tail of the logs, with filters",
+    "events": "Events by severity and category",
+    "snapshots": "Performance snapshots; compare two",
+}
+
+
 class PmonApp(App[None]):
     """pmon's console over the database at ``db_path``.
 
@@ -48,6 +59,7 @@ class PmonApp(App[None]):
     """
 
     CSS_PATH = "pmon.tcss"
+    COMMANDS = App.COMMANDS | {PluginCommands}
     TITLE = "pmon"
     AUTO_FOCUS = None  # the welcome panel has nothing to focus; the plugin table gets focus when data arrives
 
@@ -229,6 +241,15 @@ class PmonApp(App[None]):
             tables.first().focus()
         if self.has_data:
             self.action_refresh_now()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Ctrl+P: every tab, refresh and the key list, beside Textual's own (theme, quit...)."""
+        yield from super().get_system_commands(screen)
+        if self.has_data:
+            for key, (tab, what) in enumerate(_TAB_HELP.items(), start=1):
+                yield SystemCommand(f"Go to {tab.title()} ({key})", what, partial(self.action_show_tab, tab))
+        yield SystemCommand("Refresh now (r)", "Read the database now", self.action_refresh_now)
+        yield SystemCommand("Keys (?)", "List the keys of this screen", self.action_show_keys)
 
     def action_show_keys(self) -> None:
         """`?`: the keys that work right now, from the live bindings."""

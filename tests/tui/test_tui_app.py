@@ -209,3 +209,75 @@ def test_import_pmon_still_does_not_import_textual() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
+
+
+async def test_ctrl_p_finds_a_plugin_by_id_and_opens_its_screen(store: Path) -> None:
+    from pmon.tui.screens.plugin_screen import PluginScreen
+
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("ctrl+p")
+        await pilot.press(*"plugin: bet")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PluginScreen))
+        assert app.screen.plugin_id == "beta"
+
+
+async def test_ctrl_p_lists_the_tabs(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("ctrl+p")
+        await pilot.press(*"go to events")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.query_one(TabbedContent).active == "events")
+
+
+async def test_o_on_a_log_opens_its_plugin(store: Path) -> None:
+    from pmon.tui.screens.plugin_screen import PluginScreen
+
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        await pilot.press("up", "o")  # the warning, recorded by beta
+        await wait_until(pilot, lambda: isinstance(app.screen, PluginScreen))
+        assert app.screen.plugin_id == "beta"
+        await pilot.press("escape")
+        assert app.query_one(TabbedContent).active == "logs"
+
+
+async def test_rows_written_by_another_process_appear_within_two_refreshes(store: Path) -> None:
+    from tui_helpers import NOW
+
+    app = PmonApp(store, clock=frozen_clock, refresh_interval=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        code = ("import sys; from pmon import Monitor\n"
+                "m = Monitor(sys.argv[1]); m.record_metric('delta', 'cpu_usage', 7.0, timestamp=%r)\n"
+                "m.record_log('delta', 'error', 'written by another process', timestamp=%r)\n"
+                "m.stop_monitoring()\n" % (NOW - 1, NOW - 1))
+        subprocess.run([sys.executable, "-c", code, str(store)], check=True)
+        # The writer process has exited: its rows are committed. From here, two refresh intervals.
+        table = app.query_one(LogTable)
+        await pilot.pause(2 * app.refresh_interval + 0.3)  # + the read itself, on a slow shared machine
+        assert table.get_row_at(table.row_count - 1)[3].plain == "written by another process"
+        overview = app.query_one(OverviewTab).table
+        assert "delta" in {overview.get_row_at(i)[0].plain for i in range(overview.row_count)}
+
+
+async def test_no_color_keeps_every_status_readable(store: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        assert app.no_color
+        text = screen_text(app)
+        for word in ("active", "idle", "down"):
+            assert word in text

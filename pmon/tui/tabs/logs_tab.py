@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from pmon.models import LogLevel
+from pmon.tui.messages import OpenPlugin
 from pmon.tui.reader import LOG_PAGE, LogBatch, LogQuery
 from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.log_screen import LogScreen
@@ -41,6 +42,7 @@ class LogsTab(Vertical):
         Binding("f", "follow", "Follow", tooltip="Jump to the newest line and follow"),
         Binding("l", "cycle_level", "Level", tooltip="Minimum level: debug, info, warning, error, critical"),
         Binding("slash", "filter", "Filter", tooltip="Show messages containing a text (empty: all)"),
+        Binding("o", "open_plugin", "Plugin", tooltip="Open the plugin of the log under the cursor"),
     ]
 
     @dataclass
@@ -144,6 +146,12 @@ class LogsTab(Vertical):
         log = self.table.log_at_cursor()
         if log is not None:
             self.app.push_screen(LogScreen(log))
+
+    def action_open_plugin(self) -> None:
+        """`o`: the plugin screen of the highlighted log's plugin."""
+        log = self.table.log_at_cursor()
+        if log is not None:
+            self.post_message(OpenPlugin(log.plugin_id))
 
     def action_pause(self) -> None:
         """`p`: stop moving to new lines (they keep arriving below)."""
