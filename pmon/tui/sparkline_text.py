@@ -6,6 +6,8 @@ block heights in a string can, and they survive NO_COLOR and copy-paste.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 """Bar heights, lowest first."""
 
@@ -41,3 +43,27 @@ def sparkline(values: list[float] | tuple[float, ...], width: int) -> str:
     else:
         bars = "".join(BLOCKS[round((p - low) / span * top)] for p in points)
     return bars.rjust(width)
+
+
+def sparkline_rows(values: Sequence[float | None], height: int) -> list[str]:
+    """``values`` (one a column, None for a gap) as ``height`` rows of blocks, top row first.
+
+    ``8 * height`` levels between the values' own min and max; the smallest value
+    keeps one eighth of a cell so it stays visible, a flat series draws a flat
+    low line as ``sparkline`` does, and a gap stays blank so silence shows.
+    """
+    height = max(1, height)
+    known = [v for v in values if v is not None]
+    if not known:
+        return [" " * len(values) for _ in range(height)]
+    low, high = min(known), max(known)
+    span = high - low
+    flat = span == 0 or span <= abs(high) * 1e-9
+    top = len(BLOCKS) * height - 1
+    levels = [0 if v is None else 1 if flat else 1 + round((v - low) / span * top) for v in values]
+    rows = []
+    for row in range(height - 1, -1, -1):
+        floor = row * len(BLOCKS)
+        rows.append("".join(" " if level <= floor else BLOCKS[min(level - floor, len(BLOCKS)) - 1]
+                            for level in levels))
+    return rows
