@@ -1,21 +1,47 @@
-"""One event in full (being built): its description and data as pretty JSON."""
+"""One event in full: what, where and when, its description and its data as pretty JSON, all scrollable."""
 
 from __future__ import annotations
 
+import json
+
+from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from pmon.models import PluginEvent
-from pmon.tui.safe_text import safe_text
+from pmon.tui.messages import OpenPlugin
+from pmon.tui.safe_text import safe_text, visible
+from pmon.tui.tabs.overview_tab import SEVERITY_STYLES
+
+
+def _data_json(data: object) -> str:
+    """Pretty JSON; non-ASCII kept readable, control characters made visible afterwards."""
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
 class EventScreen(Screen[None]):
-    """Full view of one event; Esc goes back."""
+    """Full view of one event; Esc goes back to where it was opened, `o` opens its plugin."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+    DEFAULT_CSS = """
+    EventScreen #event-body {
+        padding: 0 1;
+    }
+    EventScreen .section {
+        margin-top: 1;
+        text-style: bold;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("o", "open_plugin", "Open plugin", tooltip="Open the plugin screen of this event's plugin"),
+        Binding("home", "scroll_top", "Top", show=False),
+        Binding("end", "scroll_bottom", "Bottom", show=False),
+    ]
 
     def __init__(self, event: PluginEvent) -> None:
         super().__init__()
@@ -23,6 +49,36 @@ class EventScreen(Screen[None]):
         """The event shown."""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(safe_text(self.event_record.event_type, "bold"), " ",
-                                   safe_text(self.event_record.description)))
+        event = self.event_record
+        severity = str(event.severity)
+        when = event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        heading = Text.assemble(
+            safe_text(severity.upper(), SEVERITY_STYLES.get(severity, "")), "  ", safe_text(event.event_type, "bold"),
+            "\n", ("plugin ", "dim"), safe_text(event.plugin_id, "bold"), "  ", ("category ", "dim"),
+            safe_text(event.category),
+            "  ", (when, "dim"), "  ", (f"event #{event.id}", "dim"),
+        )
+        with VerticalScroll(id="event-body"):
+            yield Static(heading, id="event-heading")
+            yield Static("Description", classes="section")
+            yield Static(safe_text(event.description, keep_newlines=True), id="event-description")
+            yield Static("Data", classes="section")
+            if event.data is None:
+                yield Static(Text("(none)", style="dim"), id="event-data")
+            else:
+                yield Static(Syntax(visible(_data_json(event.data), keep_newlines=True), "json", word_wrap=True,
+                                    theme="ansi_dark"), id="event-data")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#event-body", VerticalScroll).focus()
+
+    def action_open_plugin(self) -> None:
+        """`o`: this event's plugin screen, on top of this one (Esc comes back here)."""
+        self.post_message(OpenPlugin(self.event_record.plugin_id))
+
+    def action_scroll_top(self) -> None:
+        self.query_one("#event-body", VerticalScroll).scroll_home(animate=False)
+
+    def action_scroll_bottom(self) -> None:
+        self.query_one("#event-body", VerticalScroll).scroll_end(animate=False)
