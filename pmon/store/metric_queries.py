@@ -12,7 +12,6 @@ import sqlite3
 from dataclasses import dataclass
 
 from pmon.models import MetricType
-from pmon.store.queries import SeriesPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,34 +51,6 @@ def _series_id(conn: sqlite3.Connection, plugin_id: str, metric_type: MetricType
     row = conn.execute("SELECT id FROM metric_series WHERE plugin_id = ? AND metric_type = ?",
                        (plugin_id, str(metric_type))).fetchone()
     return None if row is None else row[0]
-
-
-def bucket_series(conn: sqlite3.Connection, plugin_id: str, metric_type: MetricType | str, since: float,
-                  until: float, points: int = 120) -> list[SeriesPoint]:
-    """``queries.series`` (same buckets, same answer) at a fraction of its cost over millions of points.
-
-    Why: its one ``GROUP BY (ts_ms - since) / width`` makes SQLite sort every
-    point of the range into buckets (1.1 s for 2.6 M points); one aggregate
-    per bucket reads each bucket straight off the covering index (0.26 s).
-    """
-    if points < 1:
-        raise ValueError(f"points: must be at least 1, got {points}")
-    series_id = _series_id(conn, plugin_id, metric_type)
-    if series_id is None:
-        return []
-    start, end = int(since * 1000), int(until * 1000)
-    width = max(1, -(-(end - start) // points))
-    found = []
-    for bucket in range(points):
-        low = start + bucket * width
-        if low >= end:
-            break
-        avg, least, most, count = conn.execute(
-            "SELECT avg(value), min(value), max(value), count(*) FROM metric_points "
-            "WHERE series_id = ? AND ts_ms >= ? AND ts_ms < ?", (series_id, low, min(end, low + width))).fetchone()
-        if count:
-            found.append(SeriesPoint(low / 1000, avg, least, most, count))
-    return found
 
 
 SAMPLE_MODULUS = 10007

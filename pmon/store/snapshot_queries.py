@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from pmon.models import PerformanceSnapshot
-from pmon.store.queries import _SNAPSHOT_SELECT, _common_filters, _snapshot
+from pmon.store.queries import SNAPSHOT_SELECT, common_filters, snapshot_from_row
 
 
 def snapshot_page(conn: sqlite3.Connection, *, plugin_id: str | None = None, plugin_contains: str | None = None,
@@ -21,23 +21,23 @@ def snapshot_page(conn: sqlite3.Connection, *, plugin_id: str | None = None, plu
     plugins whose id contains a text (a scan by id, newest first, that stops
     after ``limit`` matches).
     """
-    where, params = _common_filters(plugin_id, plugin_contains, "plugin_id", None, None, after_id, None)
+    where, params = common_filters(plugin_id, plugin_contains, "plugin_id", None, None, after_id, None)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     order = "DESC" if after_id is None else "ASC"
-    rows = conn.execute(f"{_SNAPSHOT_SELECT}{clause} ORDER BY id {order} LIMIT ?", (*params, limit)).fetchall()
+    rows = conn.execute(f"{SNAPSHOT_SELECT}{clause} ORDER BY id {order} LIMIT ?", (*params, limit)).fetchall()
     if after_id is None:
         rows.reverse()
-    return [_snapshot(row) for row in rows]
+    return [snapshot_from_row(row) for row in rows]
 
 
 def previous_snapshot(conn: sqlite3.Connection, snapshot_id: int) -> PerformanceSnapshot | None:
     """The same plugin's snapshot recorded just before ``snapshot_id``, or None (first one, or unknown id)."""
     row = conn.execute(
-        f"{_SNAPSHOT_SELECT} WHERE plugin_id = (SELECT plugin_id FROM performance_snapshots WHERE id = ?1) "
+        f"{SNAPSHOT_SELECT} WHERE plugin_id = (SELECT plugin_id FROM performance_snapshots WHERE id = ?1) "
         "AND id < ?1 ORDER BY id DESC LIMIT 1",
         (snapshot_id,),
     ).fetchone()
-    return _snapshot(row) if row else None
+    return snapshot_from_row(row) if row else None
 
 
 def snapshot_plugins(conn: sqlite3.Connection) -> list[str]:

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pmon.store import metric_queries
+from pmon.store import metric_queries, queries
 from pmon.store.metric_queries import PluginMetricTypes
 from pmon.store.queries import SeriesPoint
 from pmon.tui import units
@@ -145,7 +145,7 @@ class MetricsQuery:
         points: tuple[SeriesPoint, ...] = ()
         stats = None
         if plugin is not None and metric_type is not None:
-            points = tuple(metric_queries.bucket_series(conn, plugin.plugin_id, metric_type, since, until,
+            points = tuple(queries.series(conn, plugin.plugin_id, metric_type, since, until,
                                                         self.points))
             stats = self._stats(conn, plugin.plugin_id, metric_type, since, until, points)
         return MetricsReading(self, plugins, plugin.plugin_id if plugin else None, metric_type, since, until, now,

@@ -114,12 +114,22 @@ def test_p95_is_exact_up_to_the_limit_and_from_an_even_sample_beyond(tmp_path: P
     assert EXACT_P95_LIMIT == 100_000
 
 
-def test_buckets_match_the_stores_series(store: Path) -> None:
+def test_series_buckets_match_a_plain_group_by(store: Path) -> None:
     conn = open_reader(store)
     for plugin_id, metric_type in (("alpha", "cpu_usage"), ("gamma", "response_time"), ("beta", "disk_io")):
         for since, until, points in ((NOW - 3600, NOW, 120), (NOW - 300, NOW + 2.5, 120), (NOW - 1000, NOW, 7)):
-            assert (metric_queries.bucket_series(conn, plugin_id, metric_type, since, until, points)
-                    == queries.series(conn, plugin_id, metric_type, since, until, points))
+            start, end = int(since * 1000), int(until * 1000)
+            width = max(1, -(-(end - start) // points))
+            expected = [
+                (bucket, avg, low, high, count) for bucket, avg, low, high, count in conn.execute(
+                    "SELECT (p.ts_ms - ?1) / ?2 AS bucket, avg(value), min(value), max(value), count(*) "
+                    "FROM metric_points p JOIN metric_series s ON s.id = p.series_id "
+                    "WHERE s.plugin_id = ?3 AND s.metric_type = ?4 AND ts_ms >= ?1 AND ts_ms < ?5 "
+                    "GROUP BY bucket ORDER BY bucket", (start, width, plugin_id, metric_type, end))
+            ]
+            found = queries.series(conn, plugin_id, metric_type, since, until, points)
+            assert [(round((p.timestamp * 1000 - start) / width), p.avg, p.min, p.max, p.count) for p in found] \
+                == expected
 
 
 def test_store_percentiles_match_the_nearest_rank(tmp_path: Path) -> None:
