@@ -244,7 +244,8 @@ class PmonApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Ctrl+P: every tab, refresh and the key list, beside Textual's own (theme, quit...)."""
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" shows its key panel; ours (below) lists this screen's keys.
+        yield from (command for command in super().get_system_commands(screen) if command.title != "Keys")
         if self.has_data:
             for key, (tab, what) in enumerate(_TAB_HELP.items(), start=1):
                 yield SystemCommand(f"Go to {tab.title()} ({key})", what, partial(self.action_show_tab, tab))
@@ -264,7 +265,10 @@ class PmonApp(App[None]):
         if self.has_data:
             keys += [("1-5", "Switch tab"), ("↑ ↓ PgUp PgDn", "Move in the table"), ("Enter", "Open the row"),
                      ("Tab", "Next widget"), ("Ctrl+P", "Command palette")]
-        title = f"{self.tabs.active.title()} tab" if self.has_data else "no data yet"
+        if len(self.screen_stack) > 1:  # a drill-down screen: "PluginScreen" -> "Plugin screen"
+            title = type(self.screen).__name__.removesuffix("Screen") + " screen"
+        else:
+            title = f"{self.tabs.active.title()} tab" if self.has_data else "no data yet"
         self.push_screen(HelpScreen(title, keys))
 
 

@@ -210,7 +210,8 @@ class PluginScreen(Screen[None], LivePanel):
         if view is not None and view.summary is not None:
             summary = view.summary
             line.append("  last seen ", "dim")
-            line.append(f"{units.age(view.read_at - summary.last_seen)} ago")
+            seen = units.age(view.read_at - summary.last_seen)
+            line.append(seen if seen == "now" else f"{seen} ago")
             line.append("  first seen ", "dim")
             line.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.first_seen)))
         self.query_one("#plugin-heading", Static).update(line)
