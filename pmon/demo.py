@@ -10,6 +10,7 @@ import math
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from pmon.models import LogLevel, MetricType, Severity
 from pmon.monitor import Monitor
+from pmon.store.schema import StoreError, open_reader
 
 TICK_SECONDS = 1.0
 SNAPSHOT_EVERY = 10.0
@@ -270,10 +272,14 @@ def run_demo(path: Path, *, duration: float | None = None, history_hours: float 
     host = DemoHost(monitor)
     say(f"pmon demo: recording {len(host.plugins)} simulated plugins into {path}")
     now = time.time()
-    if history_hours:
-        host.prefill(history_hours, now)
+    hours = min(history_hours, max(0.0, (now - _last_recorded(path)) / 3600))
+    if hours * 3600 >= HISTORY_STEP:
+        host.prefill(hours, now)
         monitor.flush()
-        say(f"  pre-filled {history_hours:g} h of history: {_written(monitor)}")
+        span = f"{hours:g} h" if hours >= 1 else f"{hours * 60:.0f} min"
+        say(f"  pre-filled {span} of history: {_written(monitor)}")
+    elif history_hours:
+        say("  continuing the history already in this database")
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
@@ -321,6 +327,21 @@ def stop_background_host(child: subprocess.Popen[bytes], timeout: float = 5.0) -
     text = errors.read().decode(errors="replace").strip()
     errors.close()
     return text
+
+
+def _last_recorded(path: Path) -> float:
+    """When the demo database last got a metric (0 when new): a second `pmon demo` continues the history
+    instead of recording a second copy of the same two hours over the first."""
+    try:
+        conn = open_reader(path)
+    except StoreError:
+        return 0.0
+    try:
+        return conn.execute("SELECT coalesce(max(last_seen), 0) FROM plugins").fetchone()[0]
+    except sqlite3.Error:
+        return 0.0
+    finally:
+        conn.close()
 
 
 def _written(monitor: Monitor) -> str:

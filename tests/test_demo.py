@@ -66,3 +66,14 @@ def test_lifecycle_events_set_the_stored_status(tmp_path: Path) -> None:
     assert [p.status for p in plugins(conn)] == ["active"]
     monitor.stop_monitoring()
     conn.close()
+
+
+def test_a_second_demo_continues_the_history_instead_of_recording_it_twice(tmp_path: Path) -> None:
+    from pmon.demo import run_demo
+
+    db = tmp_path / "demo.db"
+    run_demo(db, duration=0, history_hours=0.5, echo=None)
+    first = _count(db, "plugin_metrics")
+    run_demo(db, duration=0, history_hours=0.5, echo=None)
+    assert first > 0
+    assert _count(db, "plugin_metrics") - first < first / 10  # only the few seconds in between
