@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tui_helpers import record_store
+from tui_helpers import frozen_clock, record_store
+
+from pmon.tui.app import PmonApp
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +32,12 @@ def store(tmp_path: Path) -> Path:
 def hostile_store(tmp_path: Path) -> Path:
     """The same store plus a critical log full of markup and terminal escapes."""
     return record_store(tmp_path / "pmon.db", hostile=True)
+
+
+@pytest.fixture
+def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PmonApp:
+    """The console over the fixed store for snapshot tests: a relative database path (the header and
+    welcome never show the random tmp_path), the clock frozen, no timed refresh during the test."""
+    monkeypatch.chdir(tmp_path)
+    record_store(tmp_path / "pmon.db")
+    return PmonApp(Path("pmon.db"), clock=frozen_clock, refresh_interval=60)

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from textual.pilot import Pilot
-from tui_helpers import frozen_clock, record_store, wait_until
+from tui_helpers import wait_until
 
 from pmon.tui.app import PmonApp
 from pmon.tui.widgets.log_table import LogTable
 
-
-@pytest.fixture
-def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PmonApp:
-    """A relative database path, so the header does not show the random tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    record_store(tmp_path / "pmon.db")
-    return PmonApp(Path("pmon.db"), clock=frozen_clock, refresh_interval=60)
 
 
 async def overview_ready(pilot: Pilot) -> None:
@@ -38,3 +28,26 @@ def test_overview_80x24(snap_compare, snapshot_app: PmonApp) -> None:
 
 def test_log_screen_80x24(snap_compare, snapshot_app: PmonApp) -> None:
     assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=log_screen_ready)
+
+
+def test_overview_120x40(snap_compare, snapshot_app: PmonApp) -> None:
+    assert snap_compare(snapshot_app, terminal_size=(120, 40), run_before=overview_ready)
+
+
+async def logs_ready(pilot: Pilot) -> None:
+    await overview_ready(pilot)
+    await pilot.press("3")
+    await wait_until(pilot, lambda: pilot.app.query_one(LogTable).row_count == 4)
+
+
+def test_logs_80x24(snap_compare, snapshot_app: PmonApp) -> None:
+    assert snap_compare(snapshot_app, terminal_size=(80, 24), run_before=logs_ready)
+
+
+def test_logs_120x40(snap_compare, snapshot_app: PmonApp) -> None:
+    assert snap_compare(snapshot_app, terminal_size=(120, 40), run_before=logs_ready)
+
+
+def test_log_screen_120x40(snap_compare, snapshot_app: PmonApp) -> None:
+    assert snap_compare(snapshot_app, terminal_size=(120, 40), run_before=log_screen_ready)
+

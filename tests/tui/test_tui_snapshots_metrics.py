@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from test_tui_snapshots import snapshot_app  # noqa: F401 - the shared fixture: relative db path, frozen clock
 from textual.pilot import Pilot
 from tui_helpers import wait_until
 

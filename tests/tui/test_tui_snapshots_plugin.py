@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from textual.pilot import Pilot
-from tui_helpers import frozen_clock, record_store, wait_until
+from tui_helpers import wait_until
 
 from pmon.tui.app import PmonApp
 from pmon.tui.screens.plugin_screen import PluginScreen
 
-
-@pytest.fixture
-def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PmonApp:
-    """A relative database path, so nothing on screen shows the random tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    record_store(tmp_path / "pmon.db")
-    return PmonApp(Path("pmon.db"), clock=frozen_clock, refresh_interval=60)
 
 
 def _plugin_screen_loaded(pilot: Pilot) -> bool:

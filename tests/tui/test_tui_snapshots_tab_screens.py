@@ -5,23 +5,13 @@ Review changes with ``--snapshot-update``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from textual.pilot import Pilot
-from tui_helpers import frozen_clock, record_store, wait_until
+from tui_helpers import wait_until
 
 from pmon.tui.app import PmonApp
 from pmon.tui.screens.compare_screen import CompareScreen
 from pmon.tui.tabs.snapshots_tab import SnapshotsTab
 
-
-@pytest.fixture
-def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PmonApp:
-    """A relative database path, so the header does not show the random tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    record_store(tmp_path / "pmon.db")
-    return PmonApp(Path("pmon.db"), clock=frozen_clock, refresh_interval=60)
 
 
 async def marked_gamma(pilot: Pilot) -> None:
