@@ -1,15 +1,23 @@
 """Read queries only the console needs: sparklines, recent percentiles, per-plugin last event, totals.
 
-Each is an index seek or a short range scan, so one overview refresh costs a
-few queries per plugin however large the store grows.
+Each is an index seek or a short range scan, so an overview refresh costs the
+same however large the store grows. The ``*_for`` variants answer for every
+plugin in one statement (a ``UNION ALL`` of the per-plugin seeks): each
+statement releases and retakes the GIL, and while the UI thread is busy
+drawing, retaking it can wait milliseconds, so hundreds of small statements
+per refresh turned 15 ms of reading into 250 ms.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from pmon.models import LogLevel, MetricType, PluginEvent, Severity
-from pmon.store.queries import events
+from pmon.store.queries import EVENT_SELECT, event_from_row, events
+
+_MAX_TERMS = 400
+"""SELECTs per UNION ALL statement (SQLite allows 500)."""
 
 
 def recent_values(conn: sqlite3.Connection, plugin_id: str, metric_type: MetricType | str,
@@ -65,3 +73,60 @@ def count_events_since(conn: sqlite3.Connection, since: float, min_severity: Sev
 def newest_log_id(conn: sqlite3.Connection) -> int:
     """The highest log id (0 when empty): a tail can start after it even when no log matches its filter."""
     return conn.execute("SELECT coalesce(max(id), 0) FROM plugin_logs").fetchone()[0]
+
+
+def _chunks(items: Sequence, size: int = _MAX_TERMS) -> list[Sequence]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def recent_values_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]],
+                      limit: int = 60) -> dict[tuple[str, str], list[float]]:
+    """``recent_values`` for many (plugin, metric type) pairs at once; pairs with no series are left out."""
+    ids = _series_ids(conn, keys)
+    found: dict[tuple[str, str], list[float]] = {}
+    by_id = {series_id: key for key, series_id in ids.items()}
+    for chunk in _chunks(list(by_id)):
+        sql = " UNION ALL ".join(
+            "SELECT * FROM (SELECT series_id, ts_ms, value FROM metric_points WHERE series_id = ? "
+            "ORDER BY ts_ms DESC LIMIT ?)" for _ in chunk)
+        params = [p for series_id in chunk for p in (series_id, limit)]
+        for series_id, _ts, value in conn.execute(sql, params):
+            found.setdefault(by_id[series_id], []).append(value)
+    for values in found.values():
+        values.reverse()
+    return found
+
+
+def values_since_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]], since: float,
+                     limit: int = 100_000) -> dict[tuple[str, str], list[float]]:
+    """``values_since`` for many (plugin, metric type) pairs at once."""
+    ids = _series_ids(conn, keys)
+    by_id = {series_id: key for key, series_id in ids.items()}
+    found: dict[tuple[str, str], list[float]] = {}
+    for chunk in _chunks(list(by_id)):
+        sql = " UNION ALL ".join(
+            "SELECT * FROM (SELECT series_id, value FROM metric_points WHERE series_id = ? AND ts_ms >= ? LIMIT ?)"
+            for _ in chunk)
+        params = [p for series_id in chunk for p in (series_id, int(since * 1000), limit)]
+        for series_id, value in conn.execute(sql, params):
+            found.setdefault(by_id[series_id], []).append(value)
+    return found
+
+
+def last_events_for(conn: sqlite3.Connection, plugin_ids: Sequence[str]) -> dict[str, PluginEvent]:
+    """``last_event`` for many plugins at once; plugins without events are left out."""
+    found: dict[str, PluginEvent] = {}
+    for chunk in _chunks(list(plugin_ids)):
+        sql = " UNION ALL ".join(f"SELECT * FROM ({EVENT_SELECT} WHERE plugin_id = ? ORDER BY id DESC LIMIT 1)"
+                                 for _ in chunk)
+        for row in conn.execute(sql, list(chunk)):
+            event = event_from_row(row)
+            found[event.plugin_id] = event
+    return found
+
+
+def _series_ids(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    wanted = {(plugin, str(metric)) for plugin, metric in keys}
+    return {(plugin, metric): series_id
+            for series_id, plugin, metric in conn.execute("SELECT id, plugin_id, metric_type FROM metric_series")
+            if (plugin, metric) in wanted}

@@ -212,11 +212,18 @@ def events(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_severi
     if min_severity is not None:
         floor = Severity(str(min_severity).lower()).rank
         severities = [sev.value for sev in Severity if sev.rank >= floor]
-    rows = _filtered(conn, "SELECT id, plugin_id, event_type, description, severity, timestamp, data, category "
-                     "FROM plugin_events", where, params, "severity", severities, limit, newest_first)
-    return [PluginEvent(pid, etype, desc, _member(Severity, sev), to_datetime(ts), _loads(data),  # type: ignore[arg-type]
-                        _member(EventCategory, cat), rid)
-            for rid, pid, etype, desc, sev, ts, data, cat in rows]
+    rows = _filtered(conn, EVENT_SELECT, where, params, "severity", severities, limit, newest_first)
+    return [event_from_row(row) for row in rows]
+
+
+EVENT_SELECT = "SELECT id, plugin_id, event_type, description, severity, timestamp, data, category FROM plugin_events"
+
+
+def event_from_row(row: tuple) -> PluginEvent:
+    """A ``PluginEvent`` from a row of ``EVENT_SELECT``."""
+    rid, pid, etype, desc, sev, ts, data, cat = row
+    return PluginEvent(pid, etype, desc, _member(Severity, sev), to_datetime(ts), _loads(data),  # type: ignore[arg-type]
+                       _member(EventCategory, cat), rid)
 
 
 SNAPSHOT_SELECT = f"SELECT id, plugin_id, timestamp, {', '.join(SNAPSHOT_FIELDS)} FROM performance_snapshots"

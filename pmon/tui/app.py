@@ -15,6 +15,7 @@ from pathlib import Path
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Container, ScrollableContainer
@@ -97,6 +98,8 @@ class PmonApp(App[None]):
         """Welcome panel or tabs."""
         self.tabs = TabbedContent(id="tabs")
         """The five tabs."""
+        self.plugin_screen: PluginScreen | None = None
+        """The drill-down screen, composed on first use and reused (installed, so popping keeps it)."""
         self._next_read: Timer | None = None
         self._last_failure = ""
         self.sub_title = str(self.db_path)
@@ -136,7 +139,9 @@ class PmonApp(App[None]):
             query = panel.panel_query()
             if query is not None:
                 panels[panel.panel_key] = query
-        self._read(self.clock(), self.logs_tab.next_query(), panels)
+        # Under a drill-down screen the tabs are hidden: read only what the screen shows.
+        tabs = len(self.screen_stack) == 1 or not self.has_data
+        self._read(self.clock(), self.logs_tab.next_query(), panels, tabs)
 
     def _visible_panels(self) -> list[LivePanel]:
         """The active tab's panel and the screen on top, if they read their own data."""
@@ -153,12 +158,12 @@ class PmonApp(App[None]):
         return panels
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def _read(self, now: float, log_query: LogQuery, panels: dict[str, PanelQuery]) -> None:
+    def _read(self, now: float, log_query: LogQuery, panels: dict[str, PanelQuery], tabs: bool) -> None:
         """Runs on a worker thread: all SQLite access happens here, never on the event loop."""
         worker = get_current_worker()
         message: DataRead | ReadFailed
         try:
-            message = DataRead(self.reader.read(now, log_query, panels))
+            message = DataRead(self.reader.read(now, log_query, panels, tabs=tabs))
         except StoreError as exc:
             message = ReadFailed(str(exc))
         except Exception as exc:  # noqa: BLE001 - a refresh must never take the console down
@@ -176,18 +181,20 @@ class PmonApp(App[None]):
             return
         reading = message.reading
         self._schedule_next_read()
-        if not reading.overview.rows and not self.has_data:
+        if reading.overview is not None and not reading.overview.rows and not self.has_data:
             self.welcome.show_reason("the database exists but no plugin has recorded anything yet")
             return
-        if not self.has_data:
+        if not self.has_data and reading.overview is not None:
             self.has_data = True
             self.switcher.current = "console"
             self.overview_tab.table.focus()
         if self._last_failure:
             self._last_failure = ""
             self.notify("Reading the database again.", title="Recovered", markup=False)
-        self.overview_tab.show(reading.overview)
-        self.logs_tab.show(reading.logs)
+        if reading.overview is not None:
+            self.overview_tab.show(reading.overview)
+        if reading.logs is not None:
+            self.logs_tab.show(reading.logs)
         for panel in self._visible_panels():
             if panel.panel_key in reading.panels:
                 panel.show_panel(reading.panels[panel.panel_key])
@@ -206,12 +213,29 @@ class PmonApp(App[None]):
     def on_logs_tab_query_changed(self, message: LogsTab.QueryChanged) -> None:
         self.action_refresh_now()
 
+    def pop_screen(self) -> AwaitComplete:
+        """Back one level; the tabs were not read while a drill-down covered them, so read now."""
+        result = super().pop_screen()
+        if len(self.screen_stack) == 1:
+            self.call_later(self.action_refresh_now)
+        return result
+
     def on_refresh_wanted(self, message: RefreshWanted) -> None:
         self.action_refresh_now()
 
     def on_open_plugin(self, message: OpenPlugin) -> None:
         """Enter on a plugin anywhere: its screen, read at once."""
-        self.push_screen(PluginScreen(message.plugin_id))
+        screen = self.plugin_screen
+        if screen is None:
+            screen = self.plugin_screen = PluginScreen(message.plugin_id)
+            self.install_screen(screen, "plugin")
+        if screen in self.screen_stack:  # e.g. `o` on an event reached from the plugin screen: step back to it
+            while self.screen is not screen:
+                self.pop_screen()
+        else:
+            self.push_screen(screen)
+        if screen.plugin_id != message.plugin_id or screen.view is None:
+            screen.show_plugin(message.plugin_id)
         self.action_refresh_now()
 
     def on_unmount(self) -> None:

@@ -110,6 +110,7 @@ class _DrillApp(PmonApp):
         self.repeats = repeats
         self.samples: list[float] = []
         self._opened_at = 0.0
+        self._started = False
 
     def on_data_read(self, message: DataRead) -> None:
         self.call_after_refresh(self._after_read)
@@ -117,17 +118,18 @@ class _DrillApp(PmonApp):
     def _after_read(self) -> None:
         screen = self.screen
         if self._opened_at and getattr(screen, "plugin_id", None) == self.plugin_id:
-            self.call_after_refresh(self._drawn)
-        elif self.has_data and not self._opened_at and not self.samples:
+            self.call_after_refresh(self._drawn, self._opened_at)
+            self._opened_at = 0.0
+        elif self.has_data and not self._opened_at and not self.samples and not self._started:
+            self._started = True
             self.call_after_refresh(self._open)
 
     def _open(self) -> None:
         self._opened_at = time.perf_counter()
         self.post_message(OpenPlugin(self.plugin_id))
 
-    def _drawn(self) -> None:
-        self.samples.append((time.perf_counter() - self._opened_at) * 1000)
-        self._opened_at = 0.0
+    def _drawn(self, opened_at: float) -> None:
+        self.samples.append((time.perf_counter() - opened_at) * 1000)
         self.pop_screen()
         if len(self.samples) >= self.repeats:
             self.exit()

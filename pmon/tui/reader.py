@@ -93,8 +93,9 @@ class PanelQuery(Protocol):
 class Reading:
     """One refresh: what every visible tab and screen needs, read under one lock."""
 
-    overview: Overview
-    logs: LogBatch
+    overview: Overview | None
+    """None when a drill-down screen covers the tabs (the read is then only the screen's own)."""
+    logs: LogBatch | None
     panels: Mapping[str, object] = field(default_factory=dict)
     """Results of the ``PanelQuery`` objects passed to ``read``, by panel key."""
 
@@ -134,7 +135,7 @@ class ConsoleReader:
         """The database file being watched."""
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def _connection(self) -> sqlite3.Connection:
         try:
@@ -151,18 +152,28 @@ class ConsoleReader:
         return self._conn
 
     def close(self) -> None:
-        """Drop the connection; the next read opens a new one."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Drop the connection; the next read opens a new one.
 
-    def read(self, now: float, log_query: LogQuery, panels: Mapping[str, PanelQuery] | None = None) -> Reading:
-        """Read the overview, the Logs tab's next batch and each panel's query; StoreError names the path."""
+        Under the lock: closing a connection while a worker thread runs a
+        statement on it frees memory SQLite is still using (a segfault when
+        the console quits mid-refresh).
+        """
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def read(self, now: float, log_query: LogQuery, panels: Mapping[str, PanelQuery] | None = None, *,
+             tabs: bool = True) -> Reading:
+        """Read the overview and the Logs tab's next batch (unless ``tabs`` is False) and each panel's query.
+
+        StoreError names the path on any failure.
+        """
         with self._lock:
             conn = self._connection()
             try:
-                overview = self._overview(conn, now)
-                logs = self._logs(conn, log_query)
+                overview = self._overview(conn, now) if tabs else None
+                logs = self._logs(conn, log_query) if tabs else None
                 results = {key: query.read(conn, now) for key, query in (panels or {}).items()}
                 return Reading(overview, logs, results)
             except sqlite3.Error as exc:
@@ -170,23 +181,29 @@ class ConsoleReader:
                 raise StoreError(f"{self.path}: {exc}") from None
 
     def _overview(self, conn: sqlite3.Connection, now: float) -> Overview:
-        rows = []
-        for plugin in queries.plugins(conn):
-            pid = plugin.plugin_id
-            rows.append(PluginRow(
-                plugin_id=pid,
+        plugins = queries.plugins(conn)
+        ids = [plugin.plugin_id for plugin in plugins]
+        cpu, memory, response = MetricType.CPU_USAGE.value, MetricType.MEMORY_USAGE.value, MetricType.RESPONSE_TIME.value
+        recent = console_queries.recent_values_for(conn, [(pid, m) for pid in ids for m in (cpu, memory)],
+                                                   SPARKLINE_SAMPLES)
+        responses = console_queries.values_since_for(conn, [(pid, response) for pid in ids], now - P95_WINDOW)
+        last_events = console_queries.last_events_for(conn, ids)
+        rows = tuple(
+            PluginRow(
+                plugin_id=plugin.plugin_id,
                 status=status_of(plugin, now),
                 last_seen=plugin.last_seen,
-                cpu=tuple(console_queries.recent_values(conn, pid, MetricType.CPU_USAGE, SPARKLINE_SAMPLES)),
-                memory=tuple(console_queries.recent_values(conn, pid, MetricType.MEMORY_USAGE, SPARKLINE_SAMPLES)),
-                p95_response_ms=percentile(
-                    console_queries.values_since(conn, pid, MetricType.RESPONSE_TIME, now - P95_WINDOW), 0.95),
+                cpu=tuple(recent.get((plugin.plugin_id, cpu), ())),
+                memory=tuple(recent.get((plugin.plugin_id, memory), ())),
+                p95_response_ms=percentile(responses.get((plugin.plugin_id, response), []), 0.95),
                 error_rate=_latest(plugin, MetricType.ERROR_RATE),
                 throughput=_latest(plugin, MetricType.THROUGHPUT),
-                last_event=console_queries.last_event(conn, pid),
-            ))
+                last_event=last_events.get(plugin.plugin_id),
+            )
+            for plugin in plugins
+        )
         return Overview(
-            rows=tuple(rows),
+            rows=rows,
             error_logs_last_minute=console_queries.count_logs_since(conn, now - 60),
             serious_events_last_hour=console_queries.count_events_since(conn, now - 3600),
             read_at=now,

@@ -254,3 +254,30 @@ async def test_markup_and_escapes_in_ids_and_messages_show_literally(hostile_sto
         await pilot.press("escape", "escape")
         await pilot.pause(0.3)
         assert app.is_running and app.return_code is None
+
+
+async def test_opening_another_plugin_shows_only_its_own_data(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        first = await open_plugin(pilot, app, row=0)  # alpha (sorted by id)
+        assert first.plugin_id == "alpha"
+        await pilot.press("escape")
+        await pilot.pause()
+        second = await open_plugin(pilot, app, row=1)
+        assert second.plugin_id == "beta"
+        table = second.query_one(LogTable)
+        assert {table.get_row_at(i)[1].plain for i in range(table.row_count)} == {"beta"}
+        assert "alpha" not in screen_text(app)
+
+
+async def test_o_on_an_event_of_the_same_plugin_steps_back_to_its_screen(store: Path) -> None:
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_plugin(pilot, app)
+        await pilot.press("e", "enter")
+        assert isinstance(app.screen, EventScreen)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: app.screen is screen)
+        assert len(app.screen_stack) == 2
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1)

@@ -53,3 +53,22 @@ def test_missing_database_names_the_path(tmp_path: Path) -> None:
 def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 0.95) is None
     assert percentile(list(range(1, 101)), 0.95) == 95
+
+
+def test_the_one_statement_reads_match_the_per_plugin_ones(store: Path) -> None:
+    from pmon.store import console_queries
+    from pmon.store.schema import open_reader
+
+    conn = open_reader(store)
+    plugins = ["alpha", "beta", "gamma", "nobody"]
+    keys = [(p, m) for p in plugins for m in ("cpu_usage", "memory_usage", "disk_io")]
+    recent = console_queries.recent_values_for(conn, keys, 7)
+    since = console_queries.values_since_for(conn, keys, NOW - 300)
+    last = console_queries.last_events_for(conn, plugins)
+    for plugin, metric in keys:
+        assert recent.get((plugin, metric), []) == console_queries.recent_values(conn, plugin, metric, 7)
+        assert since.get((plugin, metric), []) == console_queries.values_since(conn, plugin, metric, NOW - 300)
+    for plugin in plugins:
+        assert last.get(plugin) == console_queries.last_event(conn, plugin)
+    assert set(last) == {"alpha", "beta", "gamma"}
+    conn.close()

@@ -102,6 +102,28 @@ class PluginScreen(Screen[None], LivePanel):
         self.snapshots: tuple[PerformanceSnapshot, ...] = ()
         """Recent snapshots shown, newest first."""
 
+    def show_plugin(self, plugin_id: str) -> None:
+        """Show another plugin in this screen (the app keeps one: composing a screen costs more than reading it).
+
+        The time range stays as the user left it.
+        """
+        self.plugin_id = plugin_id
+        self.generation = next(_GENERATIONS)
+        self.view = None
+        self.logs_loaded, self.log_after = False, 0
+        self.events, self.events_loaded, self.event_after = [], False, 0
+        self.snapshot_newest, self.snapshots = None, ()
+        if not self.is_mounted:
+            return
+        self.query_one(LogTable).replace_logs([])
+        self._set_tab_label("plugin-logs", "Logs", 0)
+        self._draw_events()
+        self._draw_snapshots()
+        self.query_one(MetricCharts).show(None)
+        self.query_one("#plugin-stats", Static).update(Text("loading statistics…", style="dim"))
+        self._draw_heading()
+        self.query_one(LogTable).focus()
+
     def compose(self) -> ComposeResult:
         yield Static(id="plugin-heading")
         yield MetricCharts(id="plugin-charts")

@@ -80,8 +80,8 @@ class MetricCharts(Widget):
         self.view: PluginView | None = None
         """The data drawn (None until the first read arrives)."""
 
-    def show(self, view: PluginView) -> None:
-        """Draw ``view``."""
+    def show(self, view: PluginView | None) -> None:
+        """Draw ``view`` (None: "loading…" until the first read for a plugin arrives)."""
         self.view = view
         self.refresh(layout=True)
 
