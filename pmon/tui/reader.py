@@ -65,6 +65,7 @@ class LogQuery:
     min_level: LogLevel | None = None
     text: str | None = None
     after_id: int | None = None
+    plugin_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +213,10 @@ class ConsoleReader:
     def _logs(self, conn: sqlite3.Connection, query: LogQuery) -> LogBatch:
         newest = console_queries.newest_log_id(conn)
         if query.after_id is None:
-            found = queries.logs(conn, min_level=query.min_level, text=query.text, limit=LOG_PAGE)
+            found = queries.logs(conn, plugin_id=query.plugin_id, min_level=query.min_level, text=query.text,
+                                 limit=LOG_PAGE)
             found.reverse()
         else:
-            found = queries.logs(conn, min_level=query.min_level, text=query.text, after_id=query.after_id,
-                                 limit=LOG_PAGE, newest_first=False)
+            found = queries.logs(conn, plugin_id=query.plugin_id, min_level=query.min_level, text=query.text,
+                                 after_id=query.after_id, limit=LOG_PAGE, newest_first=False)
         return LogBatch(query, tuple(found), newest)

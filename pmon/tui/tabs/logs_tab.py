@@ -1,4 +1,4 @@
-"""Logs: a live tail with level and text filters; Enter opens one log in full."""
+"""Logs: a live tail with level, plugin and text filters; Enter opens one log in full."""
 
 from __future__ import annotations
 
@@ -41,8 +41,10 @@ class LogsTab(Vertical):
         Binding("p", "pause", "Pause", tooltip="Pause following (new lines keep arriving below)"),
         Binding("f", "follow", "Follow", tooltip="Jump to the newest line and follow"),
         Binding("l", "cycle_level", "Level", tooltip="Minimum level: debug, info, warning, error, critical"),
+        Binding("g", "cycle_plugin", "Plugin", tooltip="Plugin: all, then each plugin in turn"),
+        Binding("G", "cycle_plugin(-1)", "Plugin back", show=False, tooltip="Plugin filter, backwards"),
         Binding("slash", "filter", "Filter", tooltip="Show messages containing a text (empty: all)"),
-        Binding("o", "open_plugin", "Plugin", tooltip="Open the plugin of the log under the cursor"),
+        Binding("o", "open_plugin", "Open plugin", tooltip="Open the plugin screen of the log under the cursor"),
     ]
 
     @dataclass
@@ -57,6 +59,8 @@ class LogsTab(Vertical):
         """Position in LEVEL_CYCLE."""
         self.text = ""
         """Substring the message must contain ("" for none)."""
+        self.plugin_id: str | None = None
+        """The one plugin shown (None: all)."""
         self.loaded = False
         """True once the current generation's first page has arrived; until then the query has no after_id."""
         self.after_id = 0
@@ -84,7 +88,8 @@ class LogsTab(Vertical):
 
     def next_query(self) -> LogQuery:
         """What to read on the next refresh: the first page, or what came after the newest line shown."""
-        return LogQuery(self.generation, self.min_level, self.text or None, self.after_id if self.loaded else None)
+        return LogQuery(self.generation, self.min_level, self.text or None, self.after_id if self.loaded else None,
+                        self.plugin_id)
 
     def show(self, batch: LogBatch) -> None:
         """Take a refresh's logs; answers to an older filter are dropped."""
@@ -128,6 +133,9 @@ class LogsTab(Vertical):
         level = self.min_level
         line.append("  level ≥ ", "dim")
         line.append("debug" if level is None else str(level), LEVEL_STYLES.get("debug" if level is None else level, ""))
+        if self.plugin_id is not None:
+            line.append("  plugin ", "dim")
+            line.append_text(safe_text(self.plugin_id, "bold"))
         if self.text:
             line.append("  text: ", "dim")
             line.append_text(safe_text(self.text, "bold"))
@@ -164,6 +172,16 @@ class LogsTab(Vertical):
     def action_cycle_level(self) -> None:
         """`l`: raise the minimum level (debug → info → warning → error → critical → debug)."""
         self.level_index = (self.level_index + 1) % len(LEVEL_CYCLE)
+        self._query_changed()
+
+    def action_cycle_plugin(self, step: int = 1) -> None:
+        """`g` / `G`: only the next / previous plugin's logs (plugins as the overview lists them), then all."""
+        overview = self.app.overview_tab.overview  # type: ignore[attr-defined]
+        plugins = [row.plugin_id for row in overview.rows] if overview is not None else []
+        choices: list[str | None] = [None, *sorted(plugins)]
+        if self.plugin_id not in choices:
+            choices.append(self.plugin_id)
+        self.plugin_id = choices[(choices.index(self.plugin_id) + step) % len(choices)]
         self._query_changed()
 
     def action_filter(self) -> None:

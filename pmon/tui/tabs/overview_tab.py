@@ -96,6 +96,7 @@ class OverviewTab(Vertical):
         self.overview: Overview | None = None
         """The latest data, kept so sorting and filtering redraw without waiting for a refresh."""
         self._layout: tuple[list[str], list[str], list[int]] | None = None
+        self._drawn: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="overview-totals")
@@ -110,8 +111,14 @@ class OverviewTab(Vertical):
         return self.query_one("#plugins", DataTable)
 
     def show(self, overview: Overview) -> None:
-        """Take a new reading and redraw."""
+        """Take a new reading and redraw, unless nothing on screen would change (an idle console costs ~nothing)."""
+        ages = tuple(units.age(overview.read_at - row.last_event.timestamp.timestamp())
+                     for row in overview.rows if row.last_event is not None)
+        drawn = (overview.rows, overview.error_logs_last_minute, overview.serious_events_last_hour, ages)
         self.overview = overview
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
         self._redraw()
 
     def on_resize(self) -> None:
