@@ -296,3 +296,23 @@ async def test_g_shows_one_plugins_logs_at_a_time(store: Path) -> None:
         assert "plugin beta" in screen_text(app)
         await pilot.press("G", "G")  # back to all
         await wait_until(pilot, lambda: app.query_one(LogsTab).loaded and table.row_count == 4)
+
+
+async def test_lines_arriving_while_paused_are_counted(store: Path) -> None:
+    from pmon import Monitor
+    from tui_helpers import NOW
+
+    app = console(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3")
+        await wait_until(pilot, lambda: logs_loaded(app))
+        await pilot.press("p")
+        monitor = Monitor(store, flush_interval=0.05)
+        for n in range(3):
+            monitor.record_log("alpha", "info", f"while paused {n}", timestamp=NOW - 1)
+        monitor.flush()
+        monitor.stop_monitoring()
+        await wait_until(pilot, lambda: "paused (3 new)" in screen_text(app))
+        await pilot.press("f")
+        await wait_until(pilot, lambda: "● following" in screen_text(app))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -65,8 +64,6 @@ class LogsTab(Vertical):
         """True once the current generation's first page has arrived; until then the query has no after_id."""
         self.after_id = 0
         """Tail position: every log up to this id has been read for the current filters."""
-        self.new_while_paused = 0
-        """Lines that arrived since follow mode was paused."""
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="logs-status")
@@ -102,8 +99,6 @@ class LogsTab(Vertical):
             table.replace_logs(batch.logs)
             self.loaded = True
         elif batch.logs:
-            if not table.follow:
-                self.new_while_paused += len(batch.logs)
             table.append_logs(batch.logs)
         last_read = max((log.id or 0 for log in batch.logs), default=0)
         complete = batch.query.after_id is None or len(batch.logs) < LOG_PAGE
@@ -114,7 +109,6 @@ class LogsTab(Vertical):
         self.generation += 1
         self.loaded = False
         self.after_id = 0
-        self.new_while_paused = 0
         self.table.replace_logs([])
         self.table.follow = True
         self._draw_status()
@@ -122,14 +116,7 @@ class LogsTab(Vertical):
 
     def _draw_status(self) -> None:
         table = self.table
-        line = Text()
-        if table.follow:
-            line.append("● following", "green")
-        else:
-            line.append("‖ paused", "bold yellow")
-            if self.new_while_paused:
-                line.append(f" ({self.new_while_paused} new)", "yellow")
-            line.append(" f resumes", "dim")
+        line = table.follow_status()
         level = self.min_level
         line.append("  level ≥ ", "dim")
         line.append("debug" if level is None else str(level), LEVEL_STYLES.get("debug" if level is None else level, ""))
@@ -144,8 +131,6 @@ class LogsTab(Vertical):
 
     def on_log_table_follow_changed(self, event: LogTable.FollowChanged) -> None:
         event.stop()
-        if event.follow:
-            self.new_while_paused = 0
         if self.is_mounted:
             self._draw_status()
 

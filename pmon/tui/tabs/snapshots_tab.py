@@ -12,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from pmon.analysis.snapshot_diff import as_text, flatten
@@ -24,6 +23,7 @@ from pmon.tui.safe_text import safe_text, visible
 from pmon.tui.screens.compare_screen import CompareScreen
 from pmon.tui.snapshots_data import SNAPSHOT_PAGE, SnapshotBatch, SnapshotQuery, previous_listed
 from pmon.tui.widgets.filter_input import FilterInput
+from pmon.tui.widgets.following_table import FollowingTable
 
 MAX_ROWS = 1000
 """Rows kept while following; older ones drop off (they stay in the store)."""
@@ -79,16 +79,13 @@ def custom_summary(custom: object) -> Text:
     return summary
 
 
-class SnapshotTable(DataTable[Text]):
+class SnapshotTable(FollowingTable):
     """Snapshot rows, oldest at the top; the cursor follows new rows until the user moves up, like the Logs tab."""
 
     BINDINGS = [
         Binding("end", "follow", "Follow", show=False, tooltip="Jump to the newest snapshot and follow"),
         Binding("home", "scroll_top", "Oldest", show=False, tooltip="Jump to the oldest snapshot listed"),
     ]
-
-    follow: reactive[bool] = reactive(True)
-    """True while the cursor stays on the newest snapshot."""
 
     @dataclass
     class FollowChanged(Message):
@@ -101,58 +98,14 @@ class SnapshotTable(DataTable[Text]):
         def control(self) -> SnapshotTable:
             return self.snapshot_table
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-
-    def watch_follow(self, follow: bool) -> None:
+    def follow_changed(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(self, follow))
         if follow:
             self.go_to_newest()
 
-    def go_to_newest(self) -> None:
-        """Put the cursor on the last row."""
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
-
-    def action_follow(self) -> None:
-        """End: the newest snapshot, followed from now on."""
-        self.follow = True
-        self.go_to_newest()
-
-    def action_cursor_up(self) -> None:
-        self.follow = False
-        super().action_cursor_up()
-
-    def action_page_up(self) -> None:
-        self.follow = False
-        super().action_page_up()
-
-    def action_scroll_top(self) -> None:
-        self.follow = False
-        super().action_scroll_top()
-
-    def action_cursor_down(self) -> None:
-        super().action_cursor_down()
-        self._resume_at_bottom()
-
-    def action_page_down(self) -> None:
-        super().action_page_down()
-        self._resume_at_bottom()
-
-    def action_scroll_bottom(self) -> None:
-        self.action_follow()
-
-    def _resume_at_bottom(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1:
-            self.follow = True
-
     async def _on_click(self, event: events.Click) -> None:
         self.follow = False  # a row picked with the mouse must stay picked
         await super()._on_click(event)
-
-    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        self.follow = False
-        super()._on_mouse_scroll_up(event)
 
 
 class SnapshotsTab(Vertical, LivePanel):

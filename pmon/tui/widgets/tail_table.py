@@ -8,10 +8,9 @@ from typing import Generic, Protocol, TypeVar
 
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
-from textual.widgets import DataTable
+
+from pmon.tui.widgets.following_table import FollowingTable
 
 MAX_ROWS = 1000
 """Rows kept while following; older rows drop off (they stay in the store)."""
@@ -34,18 +33,13 @@ Layout = tuple[tuple[str, int], ...]
 """(column key, width) for every column, the last one taking the room left."""
 
 
-class TailTable(DataTable[Text], Generic[RecordT]):
+class TailTable(FollowingTable, Generic[RecordT]):
     """Records oldest at the top; follows new ones until the user scrolls up, End resumes.
 
     A subclass names its columns (``leading_columns``, ``last_column``) and
     draws one record's cells (``row_cells``); widths are fixed so the table never
     scrolls sideways, and are recomputed when the terminal is resized.
     """
-
-    BINDINGS = [Binding("end", "follow", "Follow", show=False, tooltip="Jump to the newest row and follow")]
-
-    follow: reactive[bool] = reactive(True)
-    """True while the newest row is kept in view."""
 
     last_column = "message"
     """Key and label of the column that takes the room the fixed ones leave."""
@@ -62,7 +56,7 @@ class TailTable(DataTable[Text], Generic[RecordT]):
             return self.table
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id)
         self._records: dict[str, RecordT] = {}
         self._layout: Layout = ()
         self.unseen = 0
@@ -97,7 +91,7 @@ class TailTable(DataTable[Text], Generic[RecordT]):
         used = sum(w for _, w in fixed) + 2 * (len(fixed) + 1) + 2 + _SCROLLBAR
         return (*fixed, (self.last_column, max(20, width - used)))
 
-    def watch_follow(self, follow: bool) -> None:
+    def follow_changed(self, follow: bool) -> None:
         if follow:
             self.unseen = 0
         self.post_message(self.FollowChanged(self, follow))
@@ -156,16 +150,12 @@ class TailTable(DataTable[Text], Generic[RecordT]):
     def _keep_up(self) -> None:
         if self.follow:
             self._trim()
-            self._go_to_end()
+            self.go_to_newest()
 
     def _trim(self) -> None:
         """Keep the newest MAX_ROWS, rebuilding once when 20 % over (remove_row costs O(rows) each)."""
         if len(self._records) > MAX_ROWS * 1.2:
             self._rebuild(list(self._records.values())[-MAX_ROWS:])
-
-    def _go_to_end(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
 
     def on_resize(self, event: events.Resize) -> None:
         if self._wanted_layout() != self._layout:
@@ -173,42 +163,3 @@ class TailTable(DataTable[Text], Generic[RecordT]):
             self._rebuild(list(self._records.values()))
             if not self.follow and self.row_count:
                 self.move_cursor(row=min(cursor, self.row_count - 1))
-
-    # Looking back pauses follow mode; reaching the bottom again resumes it.
-
-    def action_follow(self) -> None:
-        """End / `f`: jump to the newest row and keep following."""
-        self.follow = True
-        self._go_to_end()
-
-    def action_cursor_up(self) -> None:
-        self.follow = False
-        super().action_cursor_up()
-
-    def action_page_up(self) -> None:
-        self.follow = False
-        super().action_page_up()
-
-    def action_scroll_top(self) -> None:
-        self.follow = False
-        super().action_scroll_top()
-
-    def action_cursor_down(self) -> None:
-        super().action_cursor_down()
-        self._resume_at_bottom()
-
-    def action_page_down(self) -> None:
-        super().action_page_down()
-        self._resume_at_bottom()
-
-    def action_scroll_bottom(self) -> None:
-        super().action_scroll_bottom()
-        self.follow = True
-
-    def _resume_at_bottom(self) -> None:
-        if self.row_count and self.cursor_row >= self.row_count - 1:
-            self.follow = True
-
-    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        self.follow = False
-        super()._on_mouse_scroll_up(event)
