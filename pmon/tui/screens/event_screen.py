@@ -15,7 +15,7 @@ from textual.widgets import Footer, Static
 from pmon.models import PluginEvent
 from pmon.tui.messages import OpenPlugin
 from pmon.tui.safe_text import safe_text, visible
-from pmon.tui.tabs.overview_tab import SEVERITY_STYLES
+from pmon.tui.styles import SEVERITY_STYLES
 
 
 def _data_json(data: object) -> str:

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from pmon.models import PluginLog
 from pmon.tui.safe_text import safe_text, visible
-from pmon.tui.widgets.log_table import LEVEL_STYLES
+from pmon.tui.styles import LEVEL_STYLES
 
 
 def _context_json(context: object) -> str:

@@ -21,7 +21,7 @@ from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.event_screen import EventScreen
 from pmon.tui.screens.log_screen import LogScreen
 from pmon.tui.tabs.metrics_tab import MetricsTab
-from pmon.tui.tabs.overview_tab import SEVERITY_STYLES, STATUS_STYLES
+from pmon.tui.styles import SEVERITY_STYLES, STATUS_STYLES
 from pmon.tui.widgets.log_table import LogTable
 from pmon.tui.widgets.metric_charts import MetricCharts, chart_columns
 

@@ -16,7 +16,7 @@ from pmon.tui.live_panel import LivePanel
 from pmon.tui.messages import OpenPlugin, RefreshWanted
 from pmon.tui.safe_text import first_line, safe_text
 from pmon.tui.screens.event_screen import EventScreen
-from pmon.tui.tabs.overview_tab import SEVERITY_STYLES
+from pmon.tui.styles import SEVERITY_STYLES
 from pmon.tui.widgets.event_table import EventTable
 from pmon.tui.widgets.filter_input import FilterInput
 from pmon.tui.widgets.status_line import StatusLine

@@ -17,7 +17,8 @@ from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.log_screen import LogScreen
 from pmon.tui.widgets.filter_input import FilterInput
 from pmon.tui.widgets.status_line import StatusLine
-from pmon.tui.widgets.log_table import LEVEL_STYLES, LogTable
+from pmon.tui.styles import LEVEL_STYLES
+from pmon.tui.widgets.log_table import LogTable
 
 LEVEL_CYCLE: tuple[LogLevel | None, ...] = (None, LogLevel.INFO, LogLevel.WARNING, LogLevel.ERROR, LogLevel.CRITICAL)
 """Minimum levels in the order `l` cycles them (None: everything)."""

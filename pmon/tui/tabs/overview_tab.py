@@ -15,15 +15,10 @@ from pmon.tui import units
 from pmon.tui.messages import OpenPlugin
 from pmon.tui.reader import Overview, PluginRow
 from pmon.tui.safe_text import safe_text
+from pmon.tui.styles import SEVERITY_STYLES, STATUS_STYLES
 from pmon.tui.sparkline_text import sparkline
 from pmon.tui.widgets.filter_input import FilterInput
 from pmon.tui.widgets.status_line import StatusLine
-
-STATUS_STYLES = {"active": "green", "idle": "yellow", "down": "bold red"}
-"""Status colours; the word is always shown, so NO_COLOR loses nothing."""
-
-SEVERITY_STYLES = {"info": "", "low": "cyan", "medium": "yellow", "high": "bold red", "critical": "bold reverse red"}
-"""Event severity colours."""
 
 _STATUS_ORDER = {"down": 0, "idle": 1, "active": 2}
 _MISSING = float("-inf")

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from pmon.models import PluginEvent
 from pmon.tui import units
 from pmon.tui.safe_text import first_line, safe_text
-from pmon.tui.tabs.overview_tab import SEVERITY_STYLES
+from pmon.tui.styles import SEVERITY_STYLES
 from pmon.tui.widgets.tail_table import Layout, TailTable
 
 WIDE = 110

@@ -11,18 +11,10 @@ from textual.binding import Binding
 from pmon.models import PluginLog
 from pmon.tui import units
 from pmon.tui.safe_text import first_line, safe_text
+from pmon.tui.styles import LEVEL_STYLES
 from pmon.tui.widgets.tail_table import MAX_ROWS, Layout, TailTable
 
-__all__ = ["LEVEL_STYLES", "MAX_ROWS", "LogTable"]
-
-LEVEL_STYLES = {
-    "debug": "dim",
-    "info": "cyan",
-    "warning": "yellow",
-    "error": "bold red",
-    "critical": "bold reverse red",
-}
-"""Rich style per log level; the level's name is always shown too, so NO_COLOR loses nothing."""
+__all__ = ["MAX_ROWS", "LogTable"]
 
 _COLUMN_WIDTHS: Layout = (("time", 8), ("plugin", 14), ("level", 8))
 
