@@ -23,6 +23,8 @@ from textual.widgets import Static
 from pmon.tui.app import PmonApp
 from pmon.tui.messages import DataRead, OpenPlugin
 
+READ_PAUSE = 1.0
+"""Seconds between the overview's first frame and the first Enter in the drill-down figure."""
 IDLE_SECONDS = 10.0
 """How long the idle figure watches the console at a 1 s refresh."""
 
@@ -122,7 +124,7 @@ class _DrillApp(PmonApp):
             self._opened_at = 0.0
         elif self.has_data and not self._opened_at and not self.samples and not self._started:
             self._started = True
-            self.call_after_refresh(self._open)
+            self.set_timer(READ_PAUSE, self._open)  # an operator looks at the overview before pressing Enter
 
     def _open(self) -> None:
         self._opened_at = time.perf_counter()
