@@ -347,12 +347,14 @@ def bench_console(tmp: Path, rows: int, drill_rows: int, repeats: int,
                            _median([ms for _, ms in launch]), "ms", _median(bare),
                            "a bare Textual app to its first frame", "<= 600 ms",
                            _median([ms for _, ms in launch]) <= 600)]
-    say("console: idle at a 1 s refresh, 10 s, and a bare Textual app ticking a clock")
+    say("console: 10 s at a 1 s refresh while a host records into the store, then 10 s idle, "
+        "and a bare Textual app ticking a clock")
+    live, _ = _console_child("tick", str(store))
     idle, _ = _console_child("idle", str(store))
     idle_bare, _ = _console_child("idle-bare")
-    results.append(BenchResult(f"console refresh tick, {CONSOLE_PLUGINS} plugins (CPU)", idle["cpu_ms_per_tick"],
-                               "ms", idle_bare["cpu_percent"] * 10, "a bare Textual app's CPU per 1 s tick",
-                               "<= 30 ms", idle["cpu_ms_per_tick"] <= 30))
+    results.append(BenchResult(f"console refresh tick, {CONSOLE_PLUGINS} plugins recording live (CPU)",
+                               live["cpu_ms_per_tick"], "ms", idle_bare["cpu_percent"] * 10,
+                               "a bare Textual app's CPU per 1 s tick", "<= 30 ms", live["cpu_ms_per_tick"] <= 30))
     results.append(BenchResult("idle console at a 1 s refresh (CPU of one core)", idle["cpu_percent"], "%",
                                idle_bare["cpu_percent"], "a bare Textual app ticking a clock", "<= 2 %",
                                idle["cpu_percent"] <= 2))

@@ -144,9 +144,9 @@ class PmonApp(App[None]):
         self._read(self.clock(), self.logs_tab.next_query(), panels, tabs)
 
     def _visible_panels(self) -> list[LivePanel]:
-        """The active tab's panel and the screen on top, if they read their own data."""
+        """The active tab's panel (unless a screen covers the tabs) and the screen on top, if they read data."""
         panels: list[LivePanel] = []
-        if self.has_data and self.tabs.active and self.tabs.is_mounted:
+        if self.has_data and len(self.screen_stack) == 1 and self.tabs.active and self.tabs.is_mounted:
             try:
                 pane = self.tabs.get_pane(self.tabs.active)
             except NoMatches:  # the app is shutting down

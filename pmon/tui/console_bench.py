@@ -11,6 +11,7 @@ Run a child by hand: ``python -m pmon.tui.console_bench launch DB``.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from pmon.tui.messages import DataRead, OpenPlugin
 
 READ_PAUSE = 1.0
 """Seconds between the overview's first frame and the first Enter in the drill-down figure."""
+SETTLE_TICKS = 3
+"""Refreshes with data before the idle figure starts measuring."""
 IDLE_SECONDS = 10.0
 """How long the idle figure watches the console at a 1 s refresh."""
 
@@ -32,6 +35,23 @@ IDLE_SECONDS = 10.0
 # Textual calls a message handler of every class in the MRO, subclass first: the
 # handlers below never call super(), and act after the console's own handler
 # through call_after_refresh.
+
+
+_LIVE_WRITER = """
+import sys, time, random
+from pmon import Monitor
+monitor, rng = Monitor(sys.argv[1], flush_interval=0.5), random.Random(1)
+plugins = sorted({row[0] for row in __import__('sqlite3').connect(sys.argv[1]).execute('SELECT id FROM plugins')})
+while True:
+    for plugin in plugins:
+        for metric in ('cpu_usage', 'memory_usage', 'response_time', 'error_rate', 'throughput'):
+            monitor.record_metric(plugin, metric, rng.random() * 100)
+        if rng.random() < 0.2:
+            monitor.record_log(plugin, 'info', 'handled a request', {'n': rng.randrange(100)})
+    time.sleep(0.5)
+"""
+"""A host recording into the store while the refresh figure runs: every plugin's five metrics twice a
+second and some logs, so every tick redraws sparklines, values and the log tail."""
 
 
 class _FirstFrameApp(PmonApp):
@@ -56,7 +76,11 @@ class _BareApp(App[None]):
 
 
 class _IdleApp(PmonApp):
-    """Counts refresh ticks and measures the process's CPU between the first and the last."""
+    """Counts refresh ticks and measures the process's CPU over ``seconds`` of them.
+
+    The window opens at the third refresh with data: the first frames and
+    the plugin screen composed in the background are start-up, not idling.
+    """
 
     def __init__(self, db_path: Path, seconds: float) -> None:
         super().__init__(db_path, refresh_interval=1.0)
@@ -64,6 +88,7 @@ class _IdleApp(PmonApp):
         self.ticks = 0
         self.window: tuple[float, float] | None = None
         self._start: tuple[float, float] | None = None
+        self._settling = SETTLE_TICKS
 
     def on_data_read(self, message: DataRead) -> None:
         self.call_after_refresh(self._tick)
@@ -72,7 +97,9 @@ class _IdleApp(PmonApp):
         now = (time.perf_counter(), time.process_time())
         if self._start is None:
             if self.has_data:
-                self._start = now
+                self._settling -= 1
+                if self._settling <= 0:
+                    self._start = now
             return
         self.ticks += 1
         if now[0] - self._start[0] >= self.seconds:
@@ -181,6 +208,17 @@ def child(kind: str, db: str | None = None, extra: str | None = None) -> dict[st
     if kind == "idle":
         app = _IdleApp(Path(db or ""), float(extra or IDLE_SECONDS))
         app.run(headless=True, size=size)
+        assert app.window is not None
+        wall, cpu = app.window
+        return {"cpu_percent": cpu / wall * 100, "cpu_ms_per_tick": cpu * 1000 / max(1, app.ticks), "ticks": app.ticks}
+    if kind == "tick":
+        writer = subprocess.Popen([sys.executable, "-c", _LIVE_WRITER, db or ""])
+        try:
+            app = _IdleApp(Path(db or ""), float(extra or IDLE_SECONDS))
+            app.run(headless=True, size=size)
+        finally:
+            writer.terminate()
+            writer.wait()
         assert app.window is not None
         wall, cpu = app.window
         return {"cpu_percent": cpu / wall * 100, "cpu_ms_per_tick": cpu * 1000 / max(1, app.ticks), "ticks": app.ticks}

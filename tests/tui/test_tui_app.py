@@ -33,8 +33,8 @@ async def test_overview_lists_every_plugin_with_its_status(store: Path) -> None:
     app = console(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: overview_loaded(app))
-        table = app.query_one(OverviewTab).table
-        rows = {table.get_row_at(i)[0].plain: table.get_row_at(i)[1].plain for i in range(table.row_count)}
+        tab = app.query_one(OverviewTab)
+        rows = {tab.cells_at(i)[0].plain: tab.cells_at(i)[1].plain for i in range(tab.table.row_count)}
         assert rows == {"alpha": "active", "beta": "idle", "gamma": "down"}
         text = screen_text(app)
         assert "3 plugins (1 active, 1 idle, 1 down)" in text
@@ -47,9 +47,9 @@ async def test_s_cycles_the_sort_and_slash_filters_plugins(store: Path) -> None:
         await wait_until(pilot, lambda: overview_loaded(app))
         tab = app.query_one(OverviewTab)
         await pilot.press("s")  # status: down first
-        assert [tab.table.get_row_at(i)[0].plain for i in range(3)] == ["gamma", "beta", "alpha"]
+        assert [tab.cells_at(i)[0].plain for i in range(3)] == ["gamma", "beta", "alpha"]
         await pilot.press("slash", *"alp", "enter")
-        assert tab.table.row_count == 1 and tab.table.get_row_at(0)[0].plain == "alpha"
+        assert tab.table.row_count == 1 and tab.cells_at(0)[0].plain == "alpha"
         assert "filter: alp (1 shown)" in screen_text(app)
         await pilot.press("slash", "ctrl+u", "enter")
         assert tab.table.row_count == 3
@@ -268,8 +268,8 @@ async def test_rows_written_by_another_process_appear_within_two_refreshes(store
         table = app.query_one(LogTable)
         await pilot.pause(2 * app.refresh_interval + 0.3)  # + the read itself, on a slow shared machine
         assert table.get_row_at(table.row_count - 1)[3].plain == "written by another process"
-        overview = app.query_one(OverviewTab).table
-        assert "delta" in {overview.get_row_at(i)[0].plain for i in range(overview.row_count)}
+        overview = app.query_one(OverviewTab)
+        assert "delta" in {overview.cells_at(i)[0].plain for i in range(overview.table.row_count)}
 
 
 async def test_no_color_keeps_every_status_readable(store: Path, monkeypatch) -> None:

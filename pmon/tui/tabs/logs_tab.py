@@ -10,15 +10,15 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
-from pmon.models import LogLevel
+from pmon.models import LogLevel, PluginLog
 from pmon.tui.messages import OpenPlugin
 from pmon.tui.reader import LOG_PAGE, LogBatch, LogQuery
 from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.log_screen import LogScreen
-from pmon.tui.widgets.filter_input import FilterInput
-from pmon.tui.widgets.status_line import StatusLine
 from pmon.tui.styles import LEVEL_STYLES
-from pmon.tui.widgets.log_table import LogTable
+from pmon.tui.widgets.filter_input import FilterInput
+from pmon.tui.widgets.log_table import MAX_ROWS, LogTable
+from pmon.tui.widgets.status_line import StatusLine
 
 LEVEL_CYCLE: tuple[LogLevel | None, ...] = (None, LogLevel.INFO, LogLevel.WARNING, LogLevel.ERROR, LogLevel.CRITICAL)
 """Minimum levels in the order `l` cycles them (None: everything)."""
@@ -61,6 +61,7 @@ class LogsTab(Vertical):
         """Substring the message must contain ("" for none)."""
         self.plugin_id: str | None = None
         """The one plugin shown (None: all)."""
+        self._waiting: list[PluginLog] = []
         self.loaded = False
         """True once the current generation's first page has arrived; until then the query has no after_id."""
         self.after_id = 0
@@ -100,13 +101,26 @@ class LogsTab(Vertical):
             table.replace_logs(batch.logs)
             self.loaded = True
         elif batch.logs:
-            table.append_logs(batch.logs)
+            self._waiting.extend(batch.logs)
+            del self._waiting[:-MAX_ROWS]
+            if self.region.area:  # shown: draw now; hidden, a new row would cost a layout of the screen each tick
+                self._append_waiting()
         last_read = max((log.id or 0 for log in batch.logs), default=0)
         complete = batch.query.after_id is None or len(batch.logs) < LOG_PAGE
         self.after_id = max(self.after_id, last_read, batch.newest_id if complete else 0)
         self._draw_status()
 
+    def _append_waiting(self) -> None:
+        if self._waiting:
+            self.table.append_logs(self._waiting)
+            self._waiting = []
+
+    def on_show(self) -> None:
+        self._append_waiting()
+        self._draw_status()
+
     def _query_changed(self) -> None:
+        self._waiting = []
         self.generation += 1
         self.loaded = False
         self.after_id = 0
