@@ -113,6 +113,30 @@ def values_since_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]], 
     return found
 
 
+def percentile_since_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]], since: float,
+                         fraction: float) -> dict[tuple[str, str], float]:
+    """The nearest-rank percentile of each pair's values at or after ``since``, ranked inside SQLite.
+
+    Why not ``values_since_for`` and a sort in Python: five minutes of a
+    metric recorded twice a second is 600 rows a plugin, 30,000 rows a
+    refresh for 50 plugins, most of a tick's CPU spent making Python floats.
+    """
+    ids = _series_ids(conn, keys)
+    by_id = {series_id: key for key, series_id in ids.items()}
+    per_mille = round(fraction * 1000)
+    found: dict[tuple[str, str], float] = {}
+    for chunk in _chunks(list(by_id)):
+        sql = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT series_id, value FROM metric_points WHERE series_id = ?{3 * i + 1} "
+            f"AND ts_ms >= ?{3 * i + 2} ORDER BY value LIMIT 1 OFFSET (SELECT max(0, (count(*) * ?{3 * i + 3} + 999) "
+            f"/ 1000 - 1) FROM metric_points WHERE series_id = ?{3 * i + 1} AND ts_ms >= ?{3 * i + 2}))"
+            for i in range(len(chunk)))
+        params = [p for series_id in chunk for p in (series_id, int(since * 1000), per_mille)]
+        for series_id, value in conn.execute(sql, params):
+            found[by_id[series_id]] = value
+    return found
+
+
 def last_events_for(conn: sqlite3.Connection, plugin_ids: Sequence[str]) -> dict[str, PluginEvent]:
     """``last_event`` for many plugins at once; plugins without events are left out."""
     found: dict[str, PluginEvent] = {}

@@ -187,7 +187,7 @@ class ConsoleReader:
         cpu, memory, response = MetricType.CPU_USAGE.value, MetricType.MEMORY_USAGE.value, MetricType.RESPONSE_TIME.value
         recent = console_queries.recent_values_for(conn, [(pid, m) for pid in ids for m in (cpu, memory)],
                                                    SPARKLINE_SAMPLES)
-        responses = console_queries.values_since_for(conn, [(pid, response) for pid in ids], now - P95_WINDOW)
+        p95 = console_queries.percentile_since_for(conn, [(pid, response) for pid in ids], now - P95_WINDOW, 0.95)
         last_events = console_queries.last_events_for(conn, ids)
         rows = tuple(
             PluginRow(
@@ -196,7 +196,7 @@ class ConsoleReader:
                 last_seen=plugin.last_seen,
                 cpu=tuple(recent.get((plugin.plugin_id, cpu), ())),
                 memory=tuple(recent.get((plugin.plugin_id, memory), ())),
-                p95_response_ms=percentile(responses.get((plugin.plugin_id, response), []), 0.95),
+                p95_response_ms=p95.get((plugin.plugin_id, response)),
                 error_rate=_latest(plugin, MetricType.ERROR_RATE),
                 throughput=_latest(plugin, MetricType.THROUGHPUT),
                 last_event=last_events.get(plugin.plugin_id),

@@ -72,3 +72,26 @@ def test_the_one_statement_reads_match_the_per_plugin_ones(store: Path) -> None:
         assert last.get(plugin) == console_queries.last_event(conn, plugin)
     assert set(last) == {"alpha", "beta", "gamma"}
     conn.close()
+
+
+def test_percentiles_ranked_in_sqlite_match_the_nearest_rank(tmp_path: Path) -> None:
+    from pmon import Monitor
+    from pmon.store import console_queries
+    from pmon.store.schema import open_reader
+
+    path = tmp_path / "ranks.db"
+    monitor = Monitor(path, flush_interval=0.05)
+    for n, count in enumerate((1, 2, 19, 20, 21, 613)):
+        for i in range(count):
+            monitor.record_metric(f"p{n}", "response_time", ((i * 7919) % 613) / 3, timestamp=NOW - 100 + i * 0.1)
+    monitor.flush()
+    monitor.stop_monitoring()
+    conn = open_reader(path)
+    keys = [(f"p{n}", "response_time") for n in range(6)] + [("nobody", "response_time")]
+    for fraction in (0.5, 0.95, 1.0):
+        ranked = console_queries.percentile_since_for(conn, keys, NOW - 200, fraction)
+        for plugin, metric in keys[:-1]:
+            values = console_queries.values_since(conn, plugin, metric, NOW - 200)
+            assert ranked[(plugin, metric)] == percentile(values, fraction)
+        assert ("nobody", "response_time") not in ranked
+    conn.close()
