@@ -95,3 +95,19 @@ def test_percentiles_ranked_in_sqlite_match_the_nearest_rank(tmp_path: Path) -> 
             assert ranked[(plugin, metric)] == percentile(values, fraction)
         assert ("nobody", "response_time") not in ranked
     conn.close()
+
+
+def test_sparkline_values_come_back_exactly(tmp_path: Path) -> None:
+    from pmon import Monitor
+    from pmon.store import console_queries
+    from pmon.store.schema import open_reader
+
+    awkward = [0.1 + 0.2, 1 / 3, 1e-300, 123456789.123456789, -0.0, 2.0**53 + 2, 5e-324, 1e308]
+    monitor = Monitor(tmp_path / "exact.db", flush_interval=0.05)
+    for i, value in enumerate(awkward):
+        monitor.record_metric("p", "cpu_usage", value, timestamp=NOW - 100 + i)
+    monitor.flush()
+    monitor.stop_monitoring()
+    conn = open_reader(tmp_path / "exact.db")
+    assert console_queries.recent_values_for(conn, [("p", "cpu_usage")], 60)[("p", "cpu_usage")] == awkward
+    conn.close()

@@ -61,14 +61,17 @@ _RIGHT = {"p95", "errors", "throughput"}
 
 
 def _joined(cells: list[Text], widths: list[int]) -> Text:
-    """One line: every cell cut or padded to its column's width, numbers to the right, two spaces between."""
+    """One line: every cell padded to its column's width (no cell is wider), numbers to the right."""
     line = Text(end="")
     for index, ((key, _), cell, width) in enumerate(zip(COLUMNS, cells, widths)):
-        if index:
-            line.append(_GAP)
-        cell = cell.copy()
-        cell.align("right" if key in _RIGHT else "left", width)
-        line.append_text(cell)
+        pad = " " * (width - cell.cell_len)
+        if key in _RIGHT:
+            line.append((_GAP if index else "") + pad)
+            line.append_text(cell)
+        else:
+            line.append(_GAP if index else "")
+            line.append_text(cell)
+            line.append(pad)
     return line
 
 
