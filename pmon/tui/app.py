@@ -268,14 +268,14 @@ class PmonApp(App[None]):
         while len(self.screen_stack) > 1:
             self.pop_screen()
         self.tabs.active = tab
-        tables = self.tabs.get_pane(tab).query("DataTable")
+        tables = self.tabs.get_pane(tab).query("DataTable, PluginList")
         if tables:
             tables.first().focus()
         else:
             self.set_focus(None)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        tables = event.pane.query("DataTable")
+        tables = event.pane.query("DataTable, PluginList")
         if tables and self.has_data:
             tables.first().focus()
         if self.has_data:
