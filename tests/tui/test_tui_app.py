@@ -316,3 +316,33 @@ async def test_lines_arriving_while_paused_are_counted(store: Path) -> None:
         await wait_until(pilot, lambda: "paused (3 new)" in screen_text(app))
         await pilot.press("f")
         await wait_until(pilot, lambda: "● following" in screen_text(app))
+
+
+async def test_the_plugin_list_moves_by_key_and_mouse_and_keeps_the_cursor_in_view(tmp_path: Path) -> None:
+    from pmon import Monitor
+    from tui_helpers import NOW
+
+    from pmon.tui.screens.plugin_screen import PluginScreen
+
+    path = tmp_path / "many.db"
+    monitor = Monitor(path, flush_interval=0.05)
+    for n in range(40):
+        monitor.record_metric(f"plugin_{n:02d}", "cpu_usage", n, timestamp=NOW - 1)
+    monitor.flush()
+    monitor.stop_monitoring()
+    app = console(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        plugins = app.query_one(OverviewTab).table
+        await pilot.press("end")
+        assert plugins.selected_key == "plugin_39"
+        assert "›plugin_39" in screen_text(app)  # scrolled into view, marked without colour
+        await pilot.press("home", "pagedown")
+        assert plugins.cursor_row > 10
+        await pilot.press("home", "down", "down")
+        assert plugins.selected_key == "plugin_02"
+        await pilot.click(plugins, offset=(5, 5))  # the header is line 0: line 5 is the fifth plugin
+        assert plugins.selected_key == "plugin_04"
+        await pilot.click(plugins, offset=(5, 5))  # a second click on the highlighted row opens it
+        await wait_until(pilot, lambda: isinstance(app.screen, PluginScreen))
+        assert app.screen.plugin_id == "plugin_04"
