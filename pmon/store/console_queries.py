@@ -1,7 +1,7 @@
 """Read queries only the console needs: sparklines, recent percentiles, per-plugin last event, totals.
 
 Each is an index seek or a short range scan, so an overview refresh costs the
-same however large the store grows. The ``*_for`` variants answer for every
+same however large the store grows. The ``*_for`` queries answer for every
 plugin in one statement (a ``UNION ALL`` of the per-plugin seeks): each
 statement releases and retakes the GIL, and while the UI thread is busy
 drawing, retaking it can wait milliseconds, so hundreds of small statements
@@ -18,34 +18,6 @@ from pmon.store.queries import EVENT_SELECT, event_from_row, events
 
 _MAX_TERMS = 400
 """SELECTs per UNION ALL statement (SQLite allows 500)."""
-
-
-def recent_values(conn: sqlite3.Connection, plugin_id: str, metric_type: MetricType | str,
-                  limit: int = 60) -> list[float]:
-    """The last ``limit`` values of one metric, oldest first (for a sparkline)."""
-    rows = conn.execute(
-        "SELECT p.value FROM metric_points p WHERE p.series_id = "
-        "(SELECT id FROM metric_series WHERE plugin_id = ? AND metric_type = ?) ORDER BY p.ts_ms DESC LIMIT ?",
-        (plugin_id, str(metric_type), limit),
-    ).fetchall()
-    return [value for (value,) in reversed(rows)]
-
-
-def values_since(conn: sqlite3.Connection, plugin_id: str, metric_type: MetricType | str, since: float,
-                 limit: int = 100_000) -> list[float]:
-    """Every value of one metric at or after ``since`` (epoch seconds), for percentiles over a short window."""
-    rows = conn.execute(
-        "SELECT p.value FROM metric_points p WHERE p.series_id = "
-        "(SELECT id FROM metric_series WHERE plugin_id = ? AND metric_type = ?) AND p.ts_ms >= ? LIMIT ?",
-        (plugin_id, str(metric_type), int(since * 1000), limit),
-    ).fetchall()
-    return [value for (value,) in rows]
-
-
-def last_event(conn: sqlite3.Connection, plugin_id: str) -> PluginEvent | None:
-    """The plugin's most recent event (by insertion order), or None."""
-    found = events(conn, plugin_id=plugin_id, limit=1)
-    return found[0] if found else None
 
 
 def count_logs_since(conn: sqlite3.Connection, since: float, min_level: LogLevel | str = LogLevel.ERROR) -> int:
@@ -81,7 +53,7 @@ def _chunks(items: Sequence, size: int = _MAX_TERMS) -> list[Sequence]:
 
 def recent_values_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]],
                       limit: int = 60) -> dict[tuple[str, str], list[float]]:
-    """``recent_values`` for many (plugin, metric type) pairs at once; pairs with no series are left out."""
+    """The last ``limit`` values of each (plugin, metric type) pair, oldest first; pairs with no series are left out."""
     ids = _series_ids(conn, keys)
     found: dict[tuple[str, str], list[float]] = {}
     by_id = {series_id: key for key, series_id in ids.items()}
@@ -97,22 +69,6 @@ def recent_values_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]],
                 values = [float(v) for v in text.split(" ")]
                 values.reverse()
                 found[by_id[series_id]] = values
-    return found
-
-
-def values_since_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]], since: float,
-                     limit: int = 100_000) -> dict[tuple[str, str], list[float]]:
-    """``values_since`` for many (plugin, metric type) pairs at once."""
-    ids = _series_ids(conn, keys)
-    by_id = {series_id: key for key, series_id in ids.items()}
-    found: dict[tuple[str, str], list[float]] = {}
-    for chunk in _chunks(list(by_id)):
-        sql = " UNION ALL ".join(
-            "SELECT * FROM (SELECT series_id, value FROM metric_points WHERE series_id = ? AND ts_ms >= ? LIMIT ?)"
-            for _ in chunk)
-        params = [p for series_id in chunk for p in (series_id, int(since * 1000), limit)]
-        for series_id, value in conn.execute(sql, params):
-            found.setdefault(by_id[series_id], []).append(value)
     return found
 
 
@@ -141,7 +97,7 @@ def percentile_since_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str
 
 
 def last_events_for(conn: sqlite3.Connection, plugin_ids: Sequence[str]) -> dict[str, PluginEvent]:
-    """``last_event`` for many plugins at once; plugins without events are left out."""
+    """Each plugin's most recent event (by insertion order); plugins without events are left out."""
     found: dict[str, PluginEvent] = {}
     for chunk in _chunks(list(plugin_ids)):
         sql = " UNION ALL ".join(f"SELECT * FROM ({EVENT_SELECT} WHERE plugin_id = ? ORDER BY id DESC LIMIT 1)"

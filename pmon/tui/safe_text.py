@@ -10,8 +10,11 @@ Each such character is replaced by a visible escape such as ``\\x1b``.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
+from rich.console import RenderableType
+from rich.syntax import Syntax
 from rich.text import Text
 
 ESCAPE_STYLE = "reverse"
@@ -87,3 +90,18 @@ def first_line(text: str, style: str = "") -> Text:
     if newline:
         line.append(" …", "dim")
     return line
+
+
+def safe_block(text: str | None, lexer: str) -> RenderableType:
+    """A multi-line record (a traceback, pretty JSON) highlighted by ``lexer``, control characters made visible;
+    "(none)" when there is nothing."""
+    if not text:
+        return Text("(none)", style="dim")
+    return Syntax(visible(text, keep_newlines=True), lexer, word_wrap=True, theme="ansi_dark")
+
+
+def safe_json(data: object) -> RenderableType:
+    """Recorded JSON (context, event data) pretty-printed, non-ASCII kept readable, shown literally."""
+    if data is None:
+        return safe_block(None, "json")
+    return safe_block(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str), "json")

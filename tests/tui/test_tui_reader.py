@@ -55,21 +55,28 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(list(range(1, 101)), 0.95) == 95
 
 
-def test_the_one_statement_reads_match_the_per_plugin_ones(store: Path) -> None:
-    from pmon.store import console_queries
+def _values(conn, plugin: str, metric: str, since: float = 0.0) -> list[float]:  # type: ignore[no-untyped-def]
+    """The plain answer, oldest first, from the original design's view."""
+    return [v for (v,) in conn.execute(
+        "SELECT value FROM plugin_metrics WHERE plugin_id = ? AND metric_type = ? AND timestamp >= ? "
+        "ORDER BY timestamp", (plugin, metric, since))]
+
+
+def test_the_one_statement_reads_match_the_per_plugin_answers(store: Path) -> None:
+    from pmon.store import console_queries, queries
     from pmon.store.schema import open_reader
 
     conn = open_reader(store)
     plugins = ["alpha", "beta", "gamma", "nobody"]
     keys = [(p, m) for p in plugins for m in ("cpu_usage", "memory_usage", "disk_io")]
     recent = console_queries.recent_values_for(conn, keys, 7)
-    since = console_queries.values_since_for(conn, keys, NOW - 300)
     last = console_queries.last_events_for(conn, plugins)
     for plugin, metric in keys:
-        assert recent.get((plugin, metric), []) == console_queries.recent_values(conn, plugin, metric, 7)
-        assert since.get((plugin, metric), []) == console_queries.values_since(conn, plugin, metric, NOW - 300)
+        expected = _values(conn, plugin, metric)[-7:]
+        assert recent.get((plugin, metric), []) == expected
     for plugin in plugins:
-        assert last.get(plugin) == console_queries.last_event(conn, plugin)
+        newest = queries.events(conn, plugin_id=plugin, limit=1)
+        assert last.get(plugin) == (newest[0] if newest else None)
     assert set(last) == {"alpha", "beta", "gamma"}
     conn.close()
 
@@ -91,7 +98,7 @@ def test_percentiles_ranked_in_sqlite_match_the_nearest_rank(tmp_path: Path) -> 
     for fraction in (0.5, 0.95, 1.0):
         ranked = console_queries.percentile_since_for(conn, keys, NOW - 200, fraction)
         for plugin, metric in keys[:-1]:
-            values = console_queries.values_since(conn, plugin, metric, NOW - 200)
+            values = _values(conn, plugin, metric, NOW - 200)
             assert ranked[(plugin, metric)] == percentile(values, fraction)
         assert ("nobody", "response_time") not in ranked
     conn.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,13 +11,8 @@ from textual.widgets import Footer, Static
 
 from pmon.models import PluginEvent
 from pmon.tui.messages import OpenPlugin
-from pmon.tui.safe_text import safe_text, visible
+from pmon.tui.safe_text import safe_json, safe_text
 from pmon.tui.styles import SEVERITY_STYLES
-
-
-def _data_json(data: object) -> str:
-    """Pretty JSON; non-ASCII kept readable, control characters made visible afterwards."""
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
 class EventScreen(Screen[None]):
@@ -63,11 +55,7 @@ class EventScreen(Screen[None]):
             yield Static("Description", classes="section")
             yield Static(safe_text(event.description, keep_newlines=True), id="event-description")
             yield Static("Data", classes="section")
-            if event.data is None:
-                yield Static(Text("(none)", style="dim"), id="event-data")
-            else:
-                yield Static(Syntax(visible(_data_json(event.data), keep_newlines=True), "json", word_wrap=True,
-                                    theme="ansi_dark"), id="event-data")
+            yield Static(safe_json(event.data), id="event-data")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,13 +10,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from pmon.models import PluginLog
-from pmon.tui.safe_text import safe_text, visible
+from pmon.tui.safe_text import safe_block, safe_json, safe_text
 from pmon.tui.styles import LEVEL_STYLES
-
-
-def _context_json(context: object) -> str:
-    """Pretty JSON; non-ASCII kept readable, control characters made visible afterwards."""
-    return json.dumps(context, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
 class LogScreen(Screen[None]):
@@ -59,17 +51,9 @@ class LogScreen(Screen[None]):
             yield Static("Message", classes="section")
             yield Static(safe_text(log.message, keep_newlines=True), id="log-message")
             yield Static("Context", classes="section")
-            if log.context is None:
-                yield Static(Text("(none)", style="dim"), id="log-context")
-            else:
-                yield Static(Syntax(visible(_context_json(log.context), keep_newlines=True), "json",
-                                    word_wrap=True, theme="ansi_dark"), id="log-context")
+            yield Static(safe_json(log.context), id="log-context")
             yield Static("Traceback", classes="section")
-            if not log.traceback:
-                yield Static(Text("(none)", style="dim"), id="log-traceback")
-            else:
-                yield Static(Syntax(visible(log.traceback, keep_newlines=True), "pytb", word_wrap=True,
-                                    theme="ansi_dark"), id="log-traceback")
+            yield Static(safe_block(log.traceback, "pytb"), id="log-traceback")
         yield Footer()
 
     def on_mount(self) -> None:
