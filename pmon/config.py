@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pmon.models import Severity
+from pmon.validate import PLUGIN_ID_PATTERN
 
 
 class ConfigError(ValueError):
@@ -62,19 +64,77 @@ class UIConfig:
 
 
 @dataclass(frozen=True)
+class CollectorConfig:
+    """The daemon (`pmon collect`): what it samples and how often."""
+
+    sample_interval: float = 2.0
+    """Seconds between psutil samples of every configured plugin."""
+    snapshot_interval: float = 60.0
+    """Seconds between performance snapshots of every plugin the daemon samples."""
+    system: bool = True
+    """Record system-wide CPU, memory, disk and network as plugin ``system``."""
+    self_monitoring: bool = True
+    """Record the daemon's own health (queue, flush latency, DB size) as plugin ``pmon``."""
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long rows are kept, and the optional size cap; applied by the daemon and `pmon prune`."""
+
+    days: float = 30.0
+    """Raw metrics, logs, events and snapshots older than this are deleted (the seed's 30 days)."""
+    minute_rollup_days: float = 35.0
+    """1-minute rollups of metrics are kept this long."""
+    rollup_days: float = 365.0
+    """1-hour rollups of metrics are kept this long."""
+    max_db_mb: float = 0.0
+    """Size cap of the database in MB (0: none); past it the oldest rows go first."""
+    prune_interval: float = 60.0
+    """Seconds between retention passes of the daemon."""
+    max_lock_ms: float = 50.0
+    """Longest a pruning step may hold the write lock (steps shrink to stay under it)."""
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """How ``[plugins.NAME]`` finds a plugin's processes; exactly one way of matching."""
+
+    pid: int = 0
+    """A fixed process id."""
+    pidfile: str = ""
+    """A file holding the pid (re-read every sample, so restarts are followed)."""
+    process_name: str = ""
+    """The process name exactly (as ``ps -o comm`` / psutil shows it)."""
+    cmdline: str = ""
+    """A regular expression searched in the command line joined with spaces."""
+    children: bool = False
+    """Include the matched processes' children, recursively (figures are summed)."""
+
+
+MATCHERS = ("pid", "pidfile", "process_name", "cmdline")
+RESERVED_PLUGINS = ("system", "pmon")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything pmon reads from pmon.toml; ``file`` is where it came from (None: defaults)."""
 
     store: StoreConfig = field(default_factory=StoreConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    plugins: dict[str, PluginSpec] = field(default_factory=dict)
+    """The ``[plugins.NAME]`` tables, by name."""
     file: Path | None = None
 
 
-SECTIONS: dict[str, type] = {"store": StoreConfig, "monitor": MonitorConfig, "ui": UIConfig}
+SECTIONS: dict[str, type] = {"store": StoreConfig, "monitor": MonitorConfig, "ui": UIConfig,
+                             "collector": CollectorConfig, "retention": RetentionConfig}
 
 _POSITIVE = {"busy_timeout_ms", "batch_size", "max_buffer", "metrics_cache", "logs_cache", "events_cache",
-             "max_text_bytes", "flush_interval", "refresh_interval"}
+             "max_text_bytes", "flush_interval", "refresh_interval", "sample_interval", "snapshot_interval",
+             "days", "minute_rollup_days", "rollup_days", "prune_interval", "max_lock_ms"}
 
 
 def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
@@ -89,7 +149,37 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"{where}: alert_min_severity must be one of {', '.join(s.value for s in Severity)}")
     if name == "max_text_bytes" and value < 1024:
         raise ConfigError(f"{where}: max_text_bytes must be at least 1024")
+    if name in ("max_db_mb", "pid") and value < 0:
+        raise ConfigError(f"{where}: {name} must be 0 or more, got {value!r}")
+    if name == "sample_interval" and value < 0.1:
+        raise ConfigError(f"{where}: sample_interval must be at least 0.1 seconds, got {value!r}")
+    if name == "cmdline" and value:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ConfigError(f"{where}: cmdline is not a valid regular expression: {exc}") from None
     return value
+
+
+def _plugin_specs(values: Any, source: str) -> dict[str, PluginSpec]:
+    """``[plugins.NAME]`` tables: a valid plugin id each, exactly one matcher."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: plugins must be tables ([plugins.NAME])")
+    specs = {}
+    for name, table in values.items():
+        where = f"{source}: [plugins.{name}]"
+        if not PLUGIN_ID_PATTERN.fullmatch(name):
+            raise ConfigError(f"{where}: the name must be a plugin id (1-128 of A-Z a-z 0-9 _ . : -)")
+        if name in RESERVED_PLUGINS:
+            raise ConfigError(f"{where}: {name!r} is reserved for pmon's own figures; choose another name")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table with one of {', '.join(MATCHERS)}")
+        spec = build_section(PluginSpec, table, where)
+        given = [m for m in MATCHERS if getattr(spec, m)]
+        if len(given) != 1:
+            raise ConfigError(f"{where}: set exactly one of {', '.join(MATCHERS)} (got {', '.join(given) or 'none'})")
+        specs[name] = spec
+    return specs
 
 
 def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -112,10 +202,13 @@ def parse(text: str, source: str = "<string>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, values in data.items():
+        if name == "plugins":
+            sections[name] = _plugin_specs(values, source)
+            continue
         if name not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{name}] (allowed: {', '.join(SECTIONS)})")
+            raise ConfigError(f"{source}: unknown section [{name}] (allowed: {', '.join([*SECTIONS, 'plugins.NAME'])})")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: {name} must be a table ([{name}])")
         sections[name] = build_section(SECTIONS[name], values, f"{source}: [{name}]")

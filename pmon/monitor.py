@@ -226,11 +226,15 @@ class Monitor:
 
     def record_metric(self, plugin_id: str, metric_type: MetricType | str, value: float,
                       metadata: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
-        """Record one metric value (e.g. ``MetricType.CPU_USAGE``, 45.2)."""
+        """Record one metric value (e.g. ``MetricType.CPU_USAGE``, 45.2).
+
+        Besides the seed's seven types, a dotted lowercase name (``custom.queue_depth``)
+        records a custom metric; the daemon records ``process.*``, ``system.*``, ``pmon.*`` ones.
+        """
         pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
         mtype = _METRICS.get(metric_type) if isinstance(metric_type, str) else None
         if mtype is None:
-            raise validate.bad_enum("metric_type", metric_type, MetricType)
+            mtype = validate.custom_metric(metric_type, MetricType)
         if type(value) is not float or value - value != 0.0:
             value = validate.number("value", value)
         ts = time.time() if timestamp is None else validate.timestamp(timestamp)

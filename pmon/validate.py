@@ -8,6 +8,7 @@ lookup or a type test; the slow paths run only for unusual input.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -32,6 +33,27 @@ def enum_lookup(enum: type[E]) -> dict[Any, E]:
         table[member.value.upper()] = member
         table[member.name] = member
     return table
+
+
+CUSTOM_METRIC_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+MAX_CUSTOM_METRIC = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_custom_metric(value: str) -> bool:
+    return len(value) <= MAX_CUSTOM_METRIC and CUSTOM_METRIC_PATTERN.fullmatch(value) is not None
+
+
+def custom_metric(value: Any, allowed: type[StrEnum]) -> str:
+    """Accept a dotted custom metric name (``process.threads``) beside the seed's seven types.
+
+    Why dotted: a typo of a seed type (``cpu``) must still be an error, not a new series.
+    """
+    if type(value) is str and _is_custom_metric(value):
+        return value
+    seed = ", ".join(m.value for m in allowed)
+    raise ValueError(f"metric_type: {value!r} is not one of {seed}; custom metrics are lowercase names with a dot, "
+                     f"at most {MAX_CUSTOM_METRIC} characters (e.g. 'custom.queue_depth')")
 
 
 def bad_enum(argument: str, value: Any, enum: type[StrEnum]) -> ValueError:
