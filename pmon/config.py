@@ -53,6 +53,11 @@ class MonitorConfig:
     """Events at or above this severity are passed to the alert callbacks."""
     max_text_bytes: int = 65_536
     """Messages and tracebacks longer than this are truncated with a visible marker."""
+    sample_interval: float = 2.0
+    """Seconds between samples of the host process and registered plugin threads after
+    ``start_monitoring()`` (0: no in-process sampling)."""
+    host_plugin: str = "host"
+    """The plugin id the host process's own figures are recorded under."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         value = float(value)
     if type(value) is not expected:
         raise ConfigError(f"{where}: {name} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    if name == "sample_interval" and not where.endswith("[collector]") and value == 0:
+        return value  # in-process sampling off
     if name in _POSITIVE and not value > 0:
         raise ConfigError(f"{where}: {name} must be greater than 0, got {value!r}")
     if name == "alert_min_severity" and value not in {s.value for s in Severity}:
@@ -151,6 +158,8 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"{where}: max_text_bytes must be at least 1024")
     if name in ("max_db_mb", "pid") and value < 0:
         raise ConfigError(f"{where}: {name} must be 0 or more, got {value!r}")
+    if name == "host_plugin" and not PLUGIN_ID_PATTERN.fullmatch(value):
+        raise ConfigError(f"{where}: host_plugin must be a plugin id (1-128 of A-Z a-z 0-9 _ . : -), got {value!r}")
     if name == "sample_interval" and value < 0.1:
         raise ConfigError(f"{where}: sample_interval must be at least 0.1 seconds, got {value!r}")
     if name == "cmdline" and value:
