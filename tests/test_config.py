@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pmon.config import Config, ConfigError, MonitorConfig, StoreConfig, database_path, load, load_config, parse
+from pmon.config import SECTIONS, Config, ConfigError, MonitorConfig, StoreConfig, database_path, load, load_config, parse
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,11 +63,19 @@ def test_bom_and_empty_files_are_fine(tmp_path: Path) -> None:
 
 def test_example_file_documents_every_key_with_its_default() -> None:
     example = load(REPO / "pmon.toml.example")
-    assert example.store == StoreConfig() and example.monitor == MonitorConfig()
     text = (REPO / "pmon.toml.example").read_text()
-    for section in (StoreConfig, MonitorConfig):
+    for name, section in SECTIONS.items():
+        assert getattr(example, name) == section(), name
         for field in dataclasses.fields(section):
             assert f"\n{field.name} = " in text, field.name
+
+
+def test_the_example_plugin_tables_are_valid_once_uncommented() -> None:
+    text = (REPO / "pmon.toml.example").read_text()
+    block = text[text.index("# [plugins.billing]"):]
+    config = parse("\n".join(line.removeprefix("#").strip() for line in block.splitlines()))
+    assert set(config.plugins) == {"billing", "postgres", "nginx", "legacy"}
+    assert config.plugins["billing"].children and config.plugins["legacy"].pid == 4242
 
 
 def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
