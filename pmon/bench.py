@@ -74,7 +74,7 @@ def _quiet_monitor(path: Path, calls: int) -> Monitor:
 
 def bench_record_metric(tmp: Path, calls: int, repeats: int) -> BenchResult:
     monitor = _quiet_monitor(tmp / "hot-metric.db", calls)
-    monitor.start_monitoring()
+    monitor.start_monitoring(sample=False)
     record, cpu = monitor.record_metric, MetricType.CPU_USAGE
 
     ns = _per_call_ns_excluding_flush(monitor, lambda n: [record("my_plugin", cpu, 45.2) for _ in range(n)],
@@ -111,7 +111,7 @@ def _per_call_ns_excluding_flush(monitor: Monitor, fn: Callable[[int], Any], cal
 
 def bench_record_log(tmp: Path, calls: int, repeats: int) -> BenchResult:
     monitor = _quiet_monitor(tmp / "hot-log.db", calls)
-    monitor.start_monitoring()
+    monitor.start_monitoring(sample=False)
     record, info = monitor.record_log, LogLevel.INFO
     ns = _per_call_ns_excluding_flush(
         monitor, lambda n: [record("my_plugin", info, "request handled") for _ in range(n)], calls, repeats)
@@ -163,7 +163,7 @@ def bench_persist(tmp: Path, points: int, repeats: int) -> list[BenchResult]:
         monitor = Monitor(path, max_buffer=points + 10)
         batch = monitor.settings.batch_size
         record = monitor.record_metric
-        monitor.start_monitoring()
+        monitor.start_monitoring(sample=False)
         started = time.perf_counter()
         for plugin, metric, value, _ in data:
             record(plugin, metric, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -178,6 +179,117 @@ def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, dr
         _emit_json({r.name: r.as_dict() for r in results})
     else:
         click.echo(render_table(results))
+
+
+def _seconds(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s`` or a bare number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:], None)
+    number = raw[:-1] if scale else raw
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 30d, 12h, 90m, 45s") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise click.BadParameter(f"{text!r} must be a positive duration")
+    return value
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Sample every plugin once (with a short baseline for rates), snapshot, exit.")
+@click.option("--foreground", is_flag=True,
+              help="Stay attached and log to stderr (use this under systemd or a supervisor).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug log lines.")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="Where a detached daemon logs (default: collect.log beside the database).")
+@pass_context
+def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file: str | None) -> None:
+    """The collector daemon: samples the [plugins.NAME] of pmon.toml with psutil.
+
+    Records CPU, memory, disk I/O, threads, file descriptors and context
+    switches per plugin, the system as plugin `system`, itself as plugin
+    `pmon`; started / stopped / restarted events; a snapshot per plugin every
+    collector.snapshot_interval; prunes and rolls up old rows. SIGTERM or
+    SIGINT flush and exit 0; SIGHUP reloads pmon.toml. One daemon per database.
+    Without --foreground (or --once) it detaches and logs to a file.
+
+    \b
+    Exit codes: 0 stopped cleanly, 1 another daemon collects into this
+    database (or the daemon failed), 2 bad arguments, config or database path.
+
+    \b
+    Examples:
+      pmon --config /etc/pmon/pmon.toml collect --foreground
+      pmon collect --once -v
+      kill -HUP "$(cat ~/.local/share/pmon/pmon.db.collect.lock)"   # reload the config
+    """
+    from pmon.collect.daemon import EXIT_FAILED, Daemon
+    from pmon.collect.daemon_lock import AlreadyRunning
+    from pmon.collect.service import configure_logging, detach, report_ready, wait_ready
+
+    config = ctx.config
+    db_path = ctx.db_path.expanduser().absolute()
+    attached = foreground or once
+    log_path = None if attached else Path(log_file or db_path.with_name("collect.log")).absolute()
+    if config.file is not None:
+        config = dataclasses.replace(config, file=config.file.absolute())
+    if not attached:
+        ready = detach()
+        if ready is not None:  # the original process: report how the start went
+            line = wait_ready(ready)
+            if line.startswith("ok"):
+                click.echo(f"pmon collect: {line[3:]}; logging to {log_path}")
+                return
+            click.echo(f"pmon: {line or f'the daemon did not start; see {log_path}'}", err=True)
+            sys.exit(EXIT_FAILED)
+    configure_logging(verbose=verbose, log_file=log_path)
+    try:
+        daemon = Daemon(config, db_path)
+        daemon.install_signal_handlers()
+        code = daemon.run(once=once, on_ready=lambda: report_ready(f"ok started, pid {os.getpid()}"))
+    except AlreadyRunning as exc:
+        report_ready(str(exc))
+        click.echo(f"pmon: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    except (StoreError, ConfigError) as exc:
+        report_ready(str(exc))
+        raise UsageProblem(str(exc)) from None
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--older-than", "older_than", metavar="DURATION", default=None,
+              help="Delete raw rows older than this (e.g. 30d, 12h); default: [retention] days.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_context
+def prune(ctx: Context, older_than: str | None, as_json: bool) -> None:
+    """Roll up, then delete old rows now, as the daemon does continuously.
+
+    Raw metrics, logs, events and snapshots older than [retention] days (or
+    --older-than) go; their 1-minute and 1-hour rollups stay (minute_rollup_days,
+    rollup_days), so long charts still show them. Steps hold the write lock
+    at most [retention] max_lock_ms, so running recorders are not blocked.
+
+    \b
+    Examples:
+      pmon prune
+      pmon --db ./pmon.db prune --older-than 7d --json
+    """
+    from pmon.store.retention import prune as run_prune
+
+    seconds = _seconds(older_than) if older_than is not None else None
+    path = ctx.db_path
+    if not path.exists():
+        raise UsageProblem(f"{path}: no database here; nothing to prune")
+    try:
+        report = run_prune(path, ctx.config.retention, older_than=seconds)
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    if as_json:
+        _emit_json(dataclasses.asdict(report))
+    else:
+        click.echo(report.summary())
 
 
 @main.command()

@@ -24,7 +24,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pmon import validate
 from pmon.config import Config, MonitorConfig, build_section, database_path, load_config
@@ -43,6 +43,10 @@ from pmon.models import (
     snapshot_from_row,
 )
 from pmon.store.writer import Writer, WriterStats
+
+if TYPE_CHECKING:
+    from pmon.collect.host_sampler import HostSampler
+    from pmon.collect.threads import ThreadRegistration, ThreadRegistry
 
 log = logging.getLogger("pmon.monitor")
 
@@ -130,6 +134,8 @@ class Monitor:
         self._atexit_registered = False
         self._last_stats: WriterStats | None = None
         self._created_in_pid = os.getpid()
+        self._host_sampler: HostSampler | None = None
+        self._threads: ThreadRegistry | None = None
         _after_fork_hooks.add(self)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -177,10 +183,42 @@ class Monitor:
         if os.getpid() != self._created_in_pid or mp.parent_process() is not None:
             mp_util.Finalize(self, self.stop_monitoring, exitpriority=100)
 
-    def start_monitoring(self) -> None:
-        """Start the background writer (recording also starts it on first use)."""
+    def start_monitoring(self, *, sample: bool = True) -> None:
+        """Start the background writer (recording also starts it on first use) and in-process sampling.
+
+        Sampling (every ``sample_interval``, unless 0 or ``sample=False``) records
+        the host process as plugin ``host_plugin`` and the CPU of every thread
+        registered with ``register_thread``.
+        """
         self._ensure_writer()
         self._monitoring = True
+        if sample and self.settings.sample_interval > 0:
+            registry = self.threads
+            with self._lock:
+                if self._host_sampler is None:
+                    from pmon.collect.host_sampler import HostSampler
+
+                    self._host_sampler = HostSampler(self, registry, self.settings.host_plugin,
+                                                     self.settings.sample_interval)
+                self._host_sampler.start()
+
+    @property
+    def threads(self) -> ThreadRegistry:
+        """The plugin threads whose CPU is sampled in-process (see ``register_thread``)."""
+        with self._lock:
+            if self._threads is None:
+                from pmon.collect.threads import ThreadRegistry
+
+                self._threads = ThreadRegistry()
+            return self._threads
+
+    def register_thread(self, plugin_id: str, thread: threading.Thread | None = None) -> ThreadRegistration:
+        """Attribute a thread's CPU (the calling thread by default) to ``plugin_id``.
+
+        Use it as a call, or as ``with monitor.register_thread("billing"):`` to
+        unregister when the block ends. Sampled once ``start_monitoring()`` runs.
+        """
+        return self.threads.register(plugin_id, thread)
 
     def stop_monitoring(self, timeout: float | None = 10.0) -> bool:
         """Commit everything recorded so far and stop the background threads.
@@ -189,6 +227,9 @@ class Monitor:
         (they are counted in ``status()``). Recording afterwards starts again.
         """
         self._monitoring = False
+        sampler, self._host_sampler = self._host_sampler, None
+        if sampler is not None:
+            sampler.stop(timeout)
         with self._lock:
             writer, self._writer, self._queue = self._writer, None, None
         done = writer.stop(timeout) if writer is not None else True
@@ -394,6 +435,7 @@ class Monitor:
         self._writer, self._queue = None, None
         self._alerts, self._alert_thread = None, None
         self._started_at = None
+        self._host_sampler = None  # its thread did not survive the fork; start_monitoring() starts one
 
 
 class _ForkHooks:

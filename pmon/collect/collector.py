@@ -1,0 +1,143 @@
+"""One sampling tick of the daemon: find each configured plugin's processes, sample them, record.
+
+Metrics go through the same ``Monitor`` (and so the same writer) as the
+recording API. Units: ``cpu_usage`` is % of one core summed over the
+plugin's processes (two busy threads read ~200), ``memory_usage`` the
+resident set in MiB, ``disk_io`` / ``network_io`` bytes per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pmon.collect.lifecycle import LifecycleTracker
+from pmon.collect.matching import ProcessTable, match
+from pmon.collect.sampler import ProcessSample, ProcessSampler, SystemSampler
+from pmon.config import PluginSpec
+from pmon.monitor import Monitor
+from pmon.plain_text import escape_controls
+
+log = logging.getLogger("pmon.collect")
+
+MIB = 1024 * 1024
+SYSTEM_PLUGIN = "system"
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for the daemon's own health figures and for ``--once``."""
+
+    plugins: int = 0
+    processes: int = 0
+    metrics: int = 0
+    events: int = 0
+    seconds: float = 0.0
+
+
+def process_metrics(sample: ProcessSample) -> dict[str, float | None]:
+    """The metrics recorded for a plugin's processes (seed names where one fits, ``process.*`` otherwise)."""
+    read, write = sample.read_bytes_per_s, sample.write_bytes_per_s
+    return {
+        "cpu_usage": sample.cpu_percent,
+        "memory_usage": sample.rss_bytes / MIB if sample.rss_bytes is not None else None,
+        "disk_io": read + write if read is not None and write is not None else None,
+        "process.memory_percent": sample.memory_percent,
+        "process.disk_read_bps": read,
+        "process.disk_write_bps": write,
+        "process.threads": sample.threads,
+        "process.open_fds": sample.open_fds,
+        "process.ctx_switches_per_s": sample.ctx_switches_per_s,
+        "process.count": sample.processes,
+    }
+
+
+class Collector:
+    """Samples the ``[plugins.NAME]`` of the config (and the system) into a monitor."""
+
+    def __init__(self, monitor: Monitor, plugins: dict[str, PluginSpec], *, base_dir: Path | None = None,
+                 system: bool = True) -> None:
+        self.monitor = monitor
+        self.table = ProcessTable()
+        self.sampler = ProcessSampler()
+        self.system_sampler = SystemSampler() if system else None
+        self.lifecycle = LifecycleTracker()
+        self.base_dir = base_dir
+        self.plugins: dict[str, PluginSpec] = {}
+        self._problems: dict[str, str | None] = {}
+        self.configure(plugins, system=system)
+
+    def configure(self, plugins: dict[str, PluginSpec], *, system: bool = True) -> None:
+        """Apply a (re)loaded config: removed plugins are forgotten, new ones start as first sightings."""
+        for name in set(self.plugins) - set(plugins):
+            self.lifecycle.forget(name)
+            self._problems.pop(name, None)
+        self.plugins = dict(plugins)
+        if system and self.system_sampler is None:
+            self.system_sampler = SystemSampler()
+        elif not system:
+            self.system_sampler = None
+
+    def tick(self, now: float | None = None) -> TickReport:
+        """Match, sample and record every plugin once."""
+        started = time.perf_counter()
+        now = time.time() if now is None else now
+        report = TickReport()
+        self.table.refresh()
+        record = self.monitor.record_metric
+        for name, spec in self.plugins.items():
+            found = match(spec, self.table, self.base_dir)
+            self._note_problem(name, found.problem)
+            for event in self.lifecycle.update(name, found.roots, problem=found.problem):
+                self.monitor.record_event(event.plugin_id, event.event_type, event.description, event.severity,
+                                          event.data, timestamp=now)
+                log.info("%s: %s", escape_controls(name), escape_controls(event.description))
+                report.events += 1
+            report.plugins += 1
+            if not found.keys:
+                continue
+            sample = self.sampler.sample(found.keys)
+            report.processes += sample.processes
+            for metric, value in process_metrics(sample).items():
+                if value is not None:
+                    record(name, metric, value, timestamp=now)
+                    report.metrics += 1
+        if self.system_sampler is not None:
+            report.metrics += self._record_system(now)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _note_problem(self, name: str, problem: str | None) -> None:
+        """Log a matcher's problem (bad pidfile...) once when it appears, and once when it is gone."""
+        if self._problems.get(name) != problem:
+            if problem:
+                log.warning("%s: %s", escape_controls(name), escape_controls(problem))
+            elif self._problems.get(name):
+                log.info("%s: matched again", escape_controls(name))
+            self._problems[name] = problem
+
+    def _record_system(self, now: float) -> int:
+        assert self.system_sampler is not None
+        s = self.system_sampler.sample()
+        values = {
+            "cpu_usage": s.cpu_percent,
+            "memory_usage": s.memory_used_bytes / MIB,
+            "system.memory_percent": s.memory_percent,
+            "system.memory_available_bytes": s.memory_available_bytes,
+            "disk_io": (s.disk_read_bytes_per_s + s.disk_write_bytes_per_s
+                        if s.disk_read_bytes_per_s is not None and s.disk_write_bytes_per_s is not None else None),
+            "system.disk_read_bps": s.disk_read_bytes_per_s,
+            "system.disk_write_bps": s.disk_write_bytes_per_s,
+            "network_io": (s.net_recv_bytes_per_s + s.net_sent_bytes_per_s
+                           if s.net_recv_bytes_per_s is not None and s.net_sent_bytes_per_s is not None else None),
+            "system.net_recv_bps": s.net_recv_bytes_per_s,
+            "system.net_sent_bps": s.net_sent_bytes_per_s,
+        }
+        count = 0
+        for metric, value in values.items():
+            if value is not None:
+                self.monitor.record_metric(SYSTEM_PLUGIN, metric, value, timestamp=now)
+                count += 1
+        return count

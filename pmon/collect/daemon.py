@@ -1,0 +1,247 @@
+"""`pmon collect`: the headless daemon's main loop, signals, config reloads and schedules.
+
+One thread samples on a fixed schedule (a late tick is skipped, never
+bunched); the writer thread commits; a retention thread prunes and rolls up.
+SIGTERM / SIGINT stop the loop, flush and exit 0; SIGHUP reloads pmon.toml
+(a broken file is reported and the running config kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from pmon.collect.collector import Collector
+from pmon.collect.daemon_lock import DaemonLock
+from pmon.collect.self_monitor import SelfMonitor
+from pmon.collect.snapshots import build_snapshots
+from pmon.config import Config, ConfigError, find_config_file, load_config
+from pmon.monitor import Monitor
+from pmon.plain_text import escape_controls
+from pmon.store.schema import StoreError, open_reader, open_writer
+from pmon.store.window_queries import window_aggregates
+
+log = logging.getLogger("pmon.collect")
+
+EXIT_OK = 0
+"""Stopped by SIGTERM / SIGINT, or ``--once`` finished."""
+EXIT_FAILED = 1
+"""Another daemon already collects into this database, or the daemon failed while running."""
+EXIT_USAGE = 2
+"""Bad arguments, config file or database path (one line on stderr says which)."""
+
+STOP_TIMEOUT_SECONDS = 4.0
+ONCE_BASELINE_SECONDS = 0.5
+
+
+@dataclass
+class DaemonStats:
+    """Counters the loop keeps for its log lines and tests."""
+
+    ticks: int = 0
+    skipped_ticks: int = 0
+    snapshots: int = 0
+    reloads: int = 0
+    failed_reloads: int = 0
+
+
+class Daemon:
+    """Owns the monitor, the collector and the schedules for one database."""
+
+    def __init__(self, config: Config, db_path: Path, *, config_file: Path | None = None) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.config_file = config_file or config.file
+        self.stats = DaemonStats()
+        self.monitor = Monitor(db_path, config=config)
+        self.collector = Collector(self.monitor, config.plugins, base_dir=self._base_dir(config),
+                                   system=config.collector.system)
+        self.self_monitor = SelfMonitor(self.monitor) if config.collector.self_monitoring else None
+        self.lock = DaemonLock(db_path)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._wakeup = threading.Event()
+        self._reader: sqlite3.Connection | None = None
+        self._retention: threading.Thread | None = None
+
+    @staticmethod
+    def _base_dir(config: Config) -> Path | None:
+        return config.file.parent if config.file is not None else None
+
+    # -- control ----------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop after the current tick (signal-safe: sets flags)."""
+        self._stop.set()
+        self._wakeup.set()
+
+    def request_reload(self) -> None:
+        """Reload pmon.toml before the next tick (signal-safe)."""
+        self._reload.set()
+        self._wakeup.set()  # the loop sleeps until the next tick; a reload should not wait for it
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM / SIGINT stop, SIGHUP reloads. Call from the main thread."""
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s: flushing and stopping", signal.Signals(signum).name)
+            self.request_stop()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    # -- running ----------------------------------------------------------------
+
+    def run(self, *, once: bool = False, on_ready: Callable[[], None] | None = None) -> int:
+        """Sample until stopped (or once); returns the exit code.
+
+        ``on_ready`` runs once the lock is held and the database opens: a
+        detached start reports success only then.
+        """
+        self.lock.acquire()
+        try:
+            open_writer(self.db_path, self.config.store.busy_timeout_ms).close()  # a bad path fails here, clearly
+            self.monitor.start_monitoring(sample=False)
+            if on_ready is not None:
+                on_ready()
+            names = ", ".join(self.config.plugins) or "none configured"
+            log.info("collecting into %s every %gs (pid %d); plugins: %s", self.db_path,
+                     self.config.collector.sample_interval, _pid(), escape_controls(names))
+            if once:
+                self._run_once()
+            else:
+                self._start_retention()
+                self._loop()
+        finally:
+            self._shutdown()
+        return EXIT_OK
+
+    def _run_once(self) -> None:
+        """A baseline reading, a short pause, then the sample that has rates; a snapshot; flush."""
+        self.collector.tick()
+        time.sleep(min(ONCE_BASELINE_SECONDS, self.config.collector.sample_interval))
+        report = self.collector.tick()
+        if self.self_monitor is not None:
+            self.self_monitor.record(report.seconds)
+        self._snapshot(window=None)
+        log.info("sampled %d plugins (%d processes), %d metrics, %d events", report.plugins, report.processes,
+                 report.metrics, report.events)
+
+    def _loop(self) -> None:
+        interval = self.config.collector.sample_interval
+        next_tick = time.monotonic()
+        next_snapshot = time.monotonic() + self.config.collector.snapshot_interval
+        while not self._stop.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self._apply_reload()
+                interval = self.config.collector.sample_interval
+            report = self.collector.tick()
+            self.stats.ticks += 1
+            if self.self_monitor is not None:
+                self.self_monitor.record(report.seconds)
+            now = time.monotonic()
+            if now >= next_snapshot:
+                self._snapshot(window=self.config.collector.snapshot_interval)
+                next_snapshot = now + self.config.collector.snapshot_interval
+            next_tick += interval
+            if next_tick < now:  # a tick took longer than the interval: skip, don't bunch
+                missed = int((now - next_tick) // interval) + 1
+                self.stats.skipped_ticks += missed
+                next_tick += missed * interval
+            self._wakeup.wait(max(0.0, next_tick - time.monotonic()))
+            self._wakeup.clear()
+
+    def _snapshot(self, window: float | None) -> None:
+        """Snapshots of every plugin with metrics in the last window (``None``: since the daemon started)."""
+        now = time.time()
+        since = now - window if window is not None else now - 3600
+        try:
+            self.monitor.flush(timeout=2.0)
+            if self._reader is None:
+                self._reader = open_reader(self.db_path)
+            aggregates = window_aggregates(self._reader, since, now)
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("snapshot skipped: cannot read %s: %s", self.db_path, exc)
+            self._close_reader()
+            return
+        span = window if window is not None else max(1.0, self.config.collector.sample_interval)
+        for plugin_id, data in build_snapshots(aggregates, span).items():
+            self.monitor.create_snapshot(plugin_id, data, timestamp=now)
+            self.stats.snapshots += 1
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except sqlite3.Error:
+                pass
+            self._reader = None
+
+    def _apply_reload(self) -> None:
+        file = self.config_file or find_config_file()
+        try:
+            new = load_config(file)
+        except ConfigError as exc:
+            self.stats.failed_reloads += 1
+            log.error("reload failed, keeping the running config: %s", escape_controls(str(exc)))
+            return
+        if new.store != self.config.store or new.monitor != self.config.monitor:
+            log.warning("reload: [store] and [monitor] changes take effect after a restart")
+        self.config = new
+        self.collector.configure(new.plugins, system=new.collector.system)
+        self.collector.base_dir = self._base_dir(new)
+        if new.collector.self_monitoring and self.self_monitor is None:
+            self.self_monitor = SelfMonitor(self.monitor)
+        elif not new.collector.self_monitoring:
+            self.self_monitor = None
+        self.stats.reloads += 1
+        log.info("reloaded %s: plugins: %s", file or "defaults", escape_controls(", ".join(new.plugins) or "none"))
+
+    # -- retention ----------------------------------------------------------------
+
+    def _start_retention(self) -> None:
+        self._retention = threading.Thread(target=self._retention_loop, name="pmon-retention", daemon=True)
+        self._retention.start()
+
+    def _retention_loop(self) -> None:
+        from pmon.store.retention import prune
+
+        while not self._stop.wait(0 if self.stats.ticks == 0 else self.config.retention.prune_interval):
+            try:
+                report = prune(self.db_path, self.config.retention, stop=self._stop)
+            except Exception:  # a retention bug must never stop sampling
+                log.exception("retention pass failed; sampling goes on")
+                continue
+            if self.self_monitor is not None:
+                self.self_monitor.last_prune_lock_ms = report.max_hold_ms
+            if report.deleted_total:
+                log.info("retention: %s", report.summary())
+
+    # -- shutdown ---------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self._wakeup.set()
+        if self._retention is not None:
+            self._retention.join(STOP_TIMEOUT_SECONDS / 2)
+        self._close_reader()
+        if not self.monitor.stop_monitoring(timeout=STOP_TIMEOUT_SECONDS):
+            log.warning("stopped with rows not written: %s", self.monitor.status()["last_error"])
+        self.lock.release()
+        log.info("stopped")
+
+
+def _pid() -> int:
+    return os.getpid()
