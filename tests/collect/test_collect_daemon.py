@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests_helpers_sql import values
 
 INTERVAL = 0.3
 
@@ -39,11 +40,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condi
             return found
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def metric_values(db: Path, plugin: str, metric: str) -> list[float]:
-    return [v for (v,) in _rows(db, "SELECT value FROM plugin_metrics WHERE plugin_id = ? AND metric_type = ? "
-                                    "ORDER BY timestamp", (plugin, metric))]
 
 
 def events(db: Path, plugin: str) -> list[tuple[str, str, dict]]:
@@ -167,22 +163,22 @@ def test_daemon_samples_processes_matched_by_pid_cmdline_name_and_pidfile(tmp_pa
     daemon = Daemon(db, config)
     daemons.append(daemon)
 
-    wait_for(lambda: len(metric_values(db, "burner", "cpu_usage")) >= 4, what="burner samples")
-    wait_for(lambda: len(metric_values(db, "allocator", "memory_usage")) >= 6, what="allocator samples")
-    assert max(metric_values(db, "burner", "cpu_usage")[1:]) > 50
-    memory = metric_values(db, "allocator", "memory_usage")
+    wait_for(lambda: len(values(db, "burner", "cpu_usage")) >= 4, what="burner samples")
+    wait_for(lambda: len(values(db, "allocator", "memory_usage")) >= 6, what="allocator samples")
+    assert max(values(db, "burner", "cpu_usage")[1:]) > 50
+    memory = values(db, "allocator", "memory_usage")
     assert memory[-1] > memory[0] + 20, memory  # MiB: it allocates 5 MiB every 50 ms
-    wait_for(lambda: any(v > 0 for v in metric_values(db, "writer", "process.disk_write_bps")), what="writer I/O")
-    assert metric_values(db, "sleepy", "process.threads")[-1] >= 1
-    assert metric_values(db, "sleepy", "process.open_fds")[-1] >= 3
+    wait_for(lambda: any(v > 0 for v in values(db, "writer", "process.disk_write_bps")), what="writer I/O")
+    assert values(db, "sleepy", "process.threads")[-1] >= 1
+    assert values(db, "sleepy", "process.open_fds")[-1] >= 3
     for plugin in ("burner", "allocator", "sleepy", "writer"):
         assert status(db, plugin) == "active"
         started = [e for e in events(db, plugin) if e[0] == "started"]
         assert started and started[0][2]["pids"], events(db, plugin)
     assert events(db, "burner")[0][2]["pids"] == [burner.pid]
-    assert wait_for(lambda: metric_values(db, "system", "cpu_usage"), what="system figures")
-    assert wait_for(lambda: metric_values(db, "pmon", "pmon.queue_depth"), what="self-monitoring")
-    assert metric_values(db, "pmon", "pmon.db_size_bytes")[-1] > 0
+    assert wait_for(lambda: values(db, "system", "cpu_usage"), what="system figures")
+    assert wait_for(lambda: values(db, "pmon", "pmon.queue_depth"), what="self-monitoring")
+    assert values(db, "pmon", "pmon.db_size_bytes")[-1] > 0
     assert daemon.stop() == 0
 
 
@@ -256,7 +252,7 @@ def test_once_samples_snapshots_and_exits(tmp_path: Path, children: Children, da
     daemon = Daemon(db, config, "--once")
     daemons.append(daemon)
     assert daemon.proc.wait(30) == 0, daemon.stderr
-    assert metric_values(db, "burner", "cpu_usage")[-1] > 30
+    assert values(db, "burner", "cpu_usage")[-1] > 30
     snaps = _rows(db, "SELECT plugin_id, cpu_usage, memory_usage, disk_io, custom_metrics FROM performance_snapshots")
     by_plugin = {row[0]: row for row in snaps}
     assert {"burner", "system", "pmon"} <= set(by_plugin)
@@ -276,13 +272,13 @@ def test_sigterm_flushes_everything_and_exits_0(tmp_path: Path, children: Childr
     db = tmp_path / "pmon.db"
     daemon = Daemon(db, config)
     daemons.append(daemon)
-    wait_for(lambda: len(metric_values(db, "s", "cpu_usage")) >= 3, what="samples")
+    wait_for(lambda: len(values(db, "s", "cpu_usage")) >= 3, what="samples")
     started = time.monotonic()
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5
     # Everything the daemon said it sampled is in the file: the last tick's metrics and its own figures.
-    ticks = len(metric_values(db, "pmon", "pmon.sample_ms"))
-    assert ticks >= 3 and len(metric_values(db, "s", "cpu_usage")) >= ticks - 1
+    ticks = len(values(db, "pmon", "pmon.sample_ms"))
+    assert ticks >= 3 and len(values(db, "s", "cpu_usage")) >= ticks - 1
     assert "stopped" in daemon.stderr
     assert proc.poll() is None  # the daemon never touches the processes it watches
 
@@ -293,7 +289,7 @@ def test_sigint_exits_0_too(tmp_path: Path, daemons: list[Daemon]) -> None:
     db = tmp_path / "pmon.db"
     daemon = Daemon(db, config)
     daemons.append(daemon)
-    wait_for(lambda: metric_values(db, "system", "cpu_usage"), what="system sample")
+    wait_for(lambda: values(db, "system", "cpu_usage"), what="system sample")
     assert daemon.stop(signal.SIGINT) == 0
     assert "Traceback" not in daemon.stderr
 
@@ -304,7 +300,7 @@ def test_a_second_daemon_on_the_same_database_is_refused(tmp_path: Path, daemons
     db = tmp_path / "pmon.db"
     first = Daemon(db, config)
     daemons.append(first)
-    wait_for(lambda: metric_values(db, "system", "cpu_usage"), what="first daemon running")
+    wait_for(lambda: values(db, "system", "cpu_usage"), what="first daemon running")
     second = Daemon(db, config)
     daemons.append(second)
     assert second.proc.wait(30) == 1
@@ -328,21 +324,21 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_applies(
     db = tmp_path / "pmon.db"
     daemon = Daemon(db, config)
     daemons.append(daemon)
-    wait_for(lambda: metric_values(db, "one", "cpu_usage"), what="plugin one sampled")
+    wait_for(lambda: values(db, "one", "cpu_usage"), what="plugin one sampled")
 
     config.write_text("[collector]\nsample_interval = 'fast'\n")
     daemon.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload failed" in daemon.stderr, what="the reload error in the log")
     assert "sample_interval" in daemon.stderr
-    count = len(metric_values(db, "one", "cpu_usage"))
-    wait_for(lambda: len(metric_values(db, "one", "cpu_usage")) > count + 2, what="still sampling plugin one")
+    count = len(values(db, "one", "cpu_usage"))
+    wait_for(lambda: len(values(db, "one", "cpu_usage")) > count + 2, what="still sampling plugin one")
 
     write_config(config, """
         [plugins.two]
         cmdline = "pmon-test-hup-two"
         """)
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: metric_values(db, "two", "cpu_usage"), what="plugin two after a good reload")
+    wait_for(lambda: values(db, "two", "cpu_usage"), what="plugin two after a good reload")
     assert daemon.proc.poll() is None
     assert one.poll() is None and two.poll() is None
     assert daemon.stop() == 0
@@ -366,7 +362,7 @@ def test_detached_daemon_reports_its_pid_and_stops_on_sigterm(tmp_path: Path) ->
     assert "started, pid" in done.stdout and "collect.log" in done.stdout
     pid = int((tmp_path / "pmon.db.collect.lock").read_text())
     try:
-        wait_for(lambda: metric_values(db, "system", "cpu_usage"), what="detached daemon sampling")
+        wait_for(lambda: values(db, "system", "cpu_usage"), what="detached daemon sampling")
         again = subprocess.run([sys.executable, "-m", "pmon", "--db", str(db), "--config", str(config), "collect"],
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and f"pid {pid}" in again.stderr
