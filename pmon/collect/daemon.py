@@ -171,7 +171,7 @@ class Daemon:
             self.monitor.flush(timeout=2.0)
             if self._reader is None:
                 self._reader = open_reader(self.db_path)
-            aggregates = window_aggregates(self._reader, since, now)
+            aggregates = window_aggregates(self._reader, since, now + 0.001)  # this millisecond included
         except (sqlite3.Error, StoreError) as exc:
             log.warning("snapshot skipped: cannot read %s: %s", self.db_path, exc)
             self._close_reader()

@@ -36,6 +36,7 @@ class SelfMonitor:
         self.monitor = monitor
         self.sampler = ProcessSampler()
         self._me = self._own_key()
+        self.sampler.sample([self._me])  # the baseline: CPU is a rate, so the first record already has one
         self._rows_before: int | None = None
         self._at: float | None = None
         self.last_prune_lock_ms: float | None = None
