@@ -148,3 +148,60 @@ def test_row_counts(monitor: Monitor, db_path: Path) -> None:
     assert monitor.flush()
     conn = open_reader(db_path)
     assert queries.row_counts(conn) == {"metrics": 1, "logs": 1, "events": 0, "snapshots": 0, "plugins": 1}
+
+
+def _aligned(now: float, span: float, points: int) -> tuple[float, float]:
+    """[since, until) with bucket edges on multiples of the bucket width, as the console asks."""
+    width = span / points
+    until = (int(now // width) + 1) * width
+    return until - points * width, until
+
+
+def test_series_from_rollups_equals_series_from_raw_points(monitor: Monitor, db_path: Path) -> None:
+    import random
+
+    from pmon.store.rollups import roll_up
+
+    now = 1_700_000_000.0
+    rng = random.Random(3)
+    for i in range(3 * 24 * 120):  # three days, a point every 30 s with jitter
+        monitor.record_metric("p", "response_time", round(rng.uniform(0, 500), 3), timestamp=now - 3 * 86400 + i * 30 + rng.random())
+        if i % 5000 == 0:
+            assert monitor.flush()
+    assert monitor.flush()
+    ranges = [(_aligned(now, span, 120), 120) for span in (6 * 3600, 86400, 3 * 86400, 7 * 86400)]
+    ranges.append(((now - 2 * 86400, now - 3600), 10))  # edges on no whole minute: rollup rows by their start
+    conn = open_reader(db_path)
+    raw = [queries.series(conn, "p", "response_time", since, until, points) for (since, until), points in ranges]
+    roll_up(open_writer(db_path), now)
+    writer = open_writer(db_path)
+    covered = writer.execute("SELECT value FROM pmon_state WHERE key = 'rollup_covered_ms'").fetchone()[0]
+    writer.execute("DELETE FROM metric_points WHERE ts_ms < ?", (covered,))  # from now on only the rollups know
+    for ((since, until), points), expected in zip(ranges[:-1], raw):
+        found = queries.series(conn, "p", "response_time", since, until, points)
+        assert [(p.timestamp, pytest.approx(p.avg, rel=1e-12), p.min, p.max, p.count) for p in found] == \
+            [(p.timestamp, p.avg, p.min, p.max, p.count) for p in expected]
+    (since, until), points = ranges[-1]
+    unaligned = queries.series(conn, "p", "response_time", since, until, points)
+    assert [p.timestamp for p in unaligned] == [p.timestamp for p in raw[-1]]
+    assert abs(sum(p.count for p in unaligned) - sum(p.count for p in raw[-1])) <= 2
+    assert queries.series(conn, "p", "response_time", now - 600, now, 20)  # 30 s buckets: raw points, none left
+
+
+def test_series_of_weeks_whose_points_were_pruned_comes_from_the_rollups(monitor: Monitor, db_path: Path) -> None:
+    from pmon.config import RetentionConfig
+    from pmon.store.retention import prune
+
+    now = 1_700_000_000.0 - 1_700_000_000.0 % 3600
+    for i in range(40 * 144):  # 40 days, a point every 10 minutes
+        monitor.record_metric("p", "cpu_usage", float(i % 50), timestamp=now - 40 * 86400 + i * 600)
+    assert monitor.flush()
+    report = prune(db_path, RetentionConfig(days=30, minute_rollup_days=35), now=now)
+    assert report.deleted["metric_points"] == 10 * 144
+    conn = open_reader(db_path)
+    for points in (96, 64, 480):  # buckets of 1 hour, 90 minutes, 12 minutes over days 40..36 ago
+        found = queries.series(conn, "p", "cpu_usage", now - 40 * 86400, now - 36 * 86400, points)
+        assert sum(p.count for p in found) == 4 * 144  # minute rollups are gone there: hour rows, by their start
+        assert min(p.min for p in found) == 0 and max(p.max for p in found) == 49
+    recent = queries.series(conn, "p", "cpu_usage", now - 86400, now, 120)  # 12-minute buckets: minute rollups
+    assert sum(p.count for p in recent) == 144 and {p.count for p in recent} == {1, 2}

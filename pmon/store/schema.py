@@ -8,6 +8,13 @@ covering index (series, time, value) answers series and latest-value queries
 without touching the table, so the writer keeps no latest-values table.
 Timestamps are Unix epoch seconds (UTC) in every seed table and view; the
 ``*_utc`` views show them as text for people reading the file with sqlite3.
+
+Version 2 adds minute and hour rollups of the metric points (what long ranges
+are drawn from, and what remains of a metric once its raw points are pruned),
+``pmon_state`` for the rollup watermarks, and a time index on snapshots so
+retention finds old ones without a full scan. ``metric_points`` gets no time
+index (it would add ~15 B to a ~56 B point): pruning walks the (series, time)
+index one series at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(Exception):
@@ -116,8 +123,30 @@ CREATE VIEW IF NOT EXISTS performance_snapshots_utc AS
     FROM performance_snapshots;
 """
 
+ROLLUP_COLUMNS = """(
+    series_id INTEGER NOT NULL,
+    bucket_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    sum REAL NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    last REAL NOT NULL,
+    last_ts_ms INTEGER NOT NULL,
+    PRIMARY KEY (series_id, bucket_ms)
+) WITHOUT ROWID"""
+
+SCHEMA_V2 = f"""
+CREATE TABLE IF NOT EXISTS metric_rollups_1m {ROLLUP_COLUMNS};
+CREATE TABLE IF NOT EXISTS metric_rollups_1h {ROLLUP_COLUMNS};
+CREATE TABLE IF NOT EXISTS pmon_state (
+    key TEXT PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS performance_snapshots_time ON performance_snapshots (timestamp);
+"""
+
 # Index i upgrades a version-i database to version i+1.
-MIGRATIONS: list[str] = [SCHEMA_V1]
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
 
 
 def _describe(path: Path, exc: BaseException) -> StoreError:
