@@ -160,18 +160,30 @@ def tui(ctx: Context, db: str | None, config_file: str | None) -> None:
               help="Measure the console instead: launch, refresh tick, idle CPU, drill-down.")
 @click.option("--drill-rows", default=10_000_000, show_default=True, type=click.IntRange(min=1000),
               help="With --console: rows in the store the drill-down figure reads.")
-def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, drill_rows: int) -> None:
+@click.option("--sampler", is_flag=True, help="Measure the daemon's sampling: cost per process, CPU at 100 processes.")
+@click.option("--retention", is_flag=True,
+              help="Measure pruning and rollups on a store of --rows rows (use --rows 10000000 for the target figures).")
+def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, drill_rows: int, sampler: bool,
+          retention: bool) -> None:
     """Measure the recording and query paths (or, with --console, the console) against baselines in the same run.
 
     \b
     Examples:
       pmon bench --rows 100000 --json
       pmon bench --console
+      pmon bench --sampler
+      pmon bench --retention --rows 10000000
     """
-    from pmon.bench import render_table, run_bench, run_console_bench
+    from pmon.bench import render_table, run_bench, run_console_bench, run_retention_bench, run_sampler_bench
 
+    if console + sampler + retention > 1:
+        raise UsageProblem("--console, --sampler, --retention: choose one")
     progress = None if as_json else lambda m: click.echo(m, err=True)
-    if console:
+    if sampler:
+        results = run_sampler_bench(repeats=repeats, progress=progress)
+    elif retention:
+        results = run_retention_bench(rows=rows, repeats=repeats, progress=progress)
+    elif console:
         results = run_console_bench(rows=rows, drill_rows=drill_rows, repeats=repeats, progress=progress)
     else:
         results = run_bench(rows=rows, points=points, repeats=repeats, progress=progress)

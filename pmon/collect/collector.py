@@ -24,6 +24,10 @@ log = logging.getLogger("pmon.collect")
 
 MIB = 1024 * 1024
 SYSTEM_PLUGIN = "system"
+STEADY_GAUGES = frozenset({"process.threads", "process.open_fds", "process.count"})
+"""Counts that rarely change: recorded when they change, else every ``STEADY_HEARTBEAT_SECONDS``
+(three rows in ten fewer per plugin per tick; a chart of them looks the same)."""
+STEADY_HEARTBEAT_SECONDS = 30.0
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Collector:
         self.base_dir = base_dir
         self.plugins: dict[str, PluginSpec] = {}
         self._problems: dict[str, str | None] = {}
+        self._gauges: dict[tuple[str, str], tuple[float, float]] = {}
         self.configure(plugins, system=system)
 
     def configure(self, plugins: dict[str, PluginSpec], *, system: bool = True) -> None:
@@ -74,6 +79,8 @@ class Collector:
         for name in set(self.plugins) - set(plugins):
             self.lifecycle.forget(name)
             self._problems.pop(name, None)
+            for metric in STEADY_GAUGES:
+                self._gauges.pop((name, metric), None)
         self.plugins = dict(plugins)
         if system and self.system_sampler is None:
             self.system_sampler = SystemSampler()
@@ -84,26 +91,38 @@ class Collector:
         """Match, sample and record every plugin once."""
         started = time.perf_counter()
         now = time.time() if now is None else now
+        clock = time.monotonic()  # one clock for the whole tick: every plugin's rates cover the same interval
         report = TickReport()
         self.table.refresh()
         record = self.monitor.record_metric
         for name, spec in self.plugins.items():
             found = match(spec, self.table, self.base_dir)
             self._note_problem(name, found.problem)
-            for event in self.lifecycle.update(name, found.roots, problem=found.problem):
+            sample = self.sampler.sample(found.keys, clock) if found.keys else None
+            roots = found.roots
+            if sample is not None and len(sample.pids) < len(found.keys):  # exited (or a zombie) since the scan
+                read = set(sample.pids)
+                roots = frozenset(key for key in roots if key[0] in read)
+            for event in self.lifecycle.update(name, roots, problem=found.problem):
                 self.monitor.record_event(event.plugin_id, event.event_type, event.description, event.severity,
                                           event.data, timestamp=now)
                 log.info("%s: %s", escape_controls(name), escape_controls(event.description))
                 report.events += 1
             report.plugins += 1
-            if not found.keys:
+            if sample is None or not sample.processes:
                 continue
-            sample = self.sampler.sample(found.keys)
             report.processes += sample.processes
+            last = self._gauges
             for metric, value in process_metrics(sample).items():
-                if value is not None:
-                    record(name, metric, value, timestamp=now)
-                    report.metrics += 1
+                if value is None:
+                    continue
+                if metric in STEADY_GAUGES:
+                    seen = last.get((name, metric))
+                    if seen is not None and seen[0] == value and now - seen[1] < STEADY_HEARTBEAT_SECONDS:
+                        continue
+                    last[(name, metric)] = (value, now)
+                record(name, metric, value, timestamp=now)
+                report.metrics += 1
         if self.system_sampler is not None:
             report.metrics += self._record_system(now)
         report.seconds = time.perf_counter() - started
