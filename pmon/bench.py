@@ -420,6 +420,26 @@ def run_sampler_bench(processes: int = 50, daemon_processes: int = 100, repeats:
     return results
 
 
+def run_retention_bench(rows: int = 10_000_000, repeats: int = 5,
+                        progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Pruning and rollups (`pmon bench --retention`): a tenth of ``rows`` is past the retention."""
+    from pmon.store.retention_bench import bench_retention
+
+    f = bench_retention(rows=rows, prune_rows=max(rows // 10, 1000), repeats=max(repeats * 4, 10), progress=progress)
+    label = f"{rows / 1e6:g} M" if rows >= 1_000_000 else f"{rows:,}"
+    return [
+        BenchResult(f"pruning {int(f['points_deleted']):,} old of {label} points: longest write-lock hold",
+                    f["max_hold_ms"], "ms", f["median_hold_ms"], "the median step's hold", "≤ 50 ms",
+                    f["max_hold_ms"] <= 50),
+        BenchResult("a concurrent writer's throughput while pruning", f["writer_rows_per_s_pruning"], "rows/s",
+                    f["writer_rows_per_s_idle"], "the same writer with no pruning", "≥ 0.5×",
+                    f["writer_ratio"] >= 0.5),
+        BenchResult(f"30-day series from the rollups, {label} points", f["series_30d_rollups_ms"], "ms",
+                    f["series_30d_raw_ms"], "the same series from the raw points", "≤ 10 ms",
+                    f["series_30d_rollups_ms"] <= 10),
+    ]
+
+
 def render_table(results: list[BenchResult]) -> str:
     """The human table: figure, value, baseline, ratio, target, met; the baseline's name below each row."""
     header = f"{'figure':<56} {'pmon':>18} {'baseline':>18} {'ratio':>7}  {'target':<22} met"
