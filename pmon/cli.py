@@ -272,10 +272,11 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
 
 @main.command()
 @click.option("--older-than", "older_than", metavar="DURATION", default=None,
+              callback=lambda ctx, param, value: None if value is None else _seconds(value),
               help="Delete raw rows older than this (e.g. 30d, 12h); default: [retention] days.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_context
-def prune(ctx: Context, older_than: str | None, as_json: bool) -> None:
+def prune(ctx: Context, older_than: float | None, as_json: bool) -> None:
     """Roll up, then delete old rows now, as the daemon does continuously.
 
     Raw metrics, logs, events and snapshots older than [retention] days (or
@@ -290,12 +291,11 @@ def prune(ctx: Context, older_than: str | None, as_json: bool) -> None:
     """
     from pmon.store.retention import prune as run_prune
 
-    seconds = _seconds(older_than) if older_than is not None else None
     path = ctx.db_path
     if not path.exists():
         raise UsageProblem(f"{path}: no database here; nothing to prune")
     try:
-        report = run_prune(path, ctx.config.retention, older_than=seconds)
+        report = run_prune(path, ctx.config.retention, older_than=older_than)
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     if as_json:

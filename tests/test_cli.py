@@ -105,3 +105,40 @@ def test_bench_json_has_every_figure_with_baseline_and_target() -> None:
         assert set(figure) == {"value", "unit", "baseline", "baseline_name", "ratio", "target", "met"}, name
         assert figure["value"] > 0 and figure["baseline"] > 0
     assert figures["record_metric"]["unit"] == "ns/call"
+
+
+def test_prune_deletes_old_rows_keeps_recent_ones_and_their_rollups(tmp_path: Path) -> None:
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05)
+    now = time.time()
+    for days in (40, 20, 10, 1):
+        monitor.record_metric("p", "cpu_usage", float(days), timestamp=now - days * 86400)
+        monitor.record_log("p", "info", f"{days} days ago", timestamp=now - days * 86400)
+        monitor.record_event("p", "tick", f"{days} days ago", timestamp=now - days * 86400)
+    monitor.stop_monitoring()
+    done = pmon("--db", str(db), "prune", "--older-than", "15d", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["deleted"]["metric_points"] == 2 and report["deleted"]["plugin_logs"] == 2
+    conn = sqlite3.connect(db)
+    try:
+        assert [v for (v,) in conn.execute("SELECT value FROM plugin_metrics ORDER BY value")] == [1.0, 10.0]
+        assert conn.execute("SELECT count(*) FROM plugin_events").fetchone()[0] == 2
+        hours = conn.execute("SELECT count(*) FROM metric_rollups_1h").fetchone()[0]
+    finally:
+        conn.close()
+    assert hours == 4  # the pruned points live on in the rollups
+    plain = pmon("--db", str(db), "prune")
+    assert plain.returncode == 0 and "deleted" in plain.stdout
+
+
+@pytest.mark.parametrize("value", ["soon", "-3d", "0"])
+def test_prune_rejects_a_bad_duration(tmp_path: Path, value: str) -> None:
+    done = pmon("--db", str(tmp_path / "x.db"), "prune", "--older-than", value)
+    assert done.returncode == 2 and "--older-than" in done.stderr
+
+
+def test_prune_without_a_database_says_so(tmp_path: Path) -> None:
+    done = pmon("--db", str(tmp_path / "none.db"), "prune")
+    assert done.returncode == 2 and "no database here" in done.stderr
+    assert not (tmp_path / "none.db").exists()
