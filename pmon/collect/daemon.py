@@ -218,7 +218,9 @@ class Daemon:
     def _retention_loop(self) -> None:
         from pmon.store.retention import prune
 
-        while not self._stop.wait(0 if self.stats.ticks == 0 else self.config.retention.prune_interval):
+        pause = 1.0  # the first pass soon after start: a daemon restarted after a month prunes at once
+        while not self._stop.wait(pause):
+            pause = self.config.retention.prune_interval
             try:
                 report = prune(self.db_path, self.config.retention, stop=self._stop)
             except Exception:  # a retention bug must never stop sampling

@@ -378,3 +378,31 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.slow
+def test_the_daemon_prunes_old_rows_and_keeps_their_rollups(tmp_path: Path, daemons: list[Daemon]) -> None:
+    from pmon import Monitor
+
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05)
+    now = time.time()
+    for hours in range(0, 24 * 45, 6):
+        monitor.record_metric("old", "cpu_usage", 1.0, timestamp=now - hours * 3600)
+        monitor.record_log("old", "info", "then", timestamp=now - hours * 3600)
+    monitor.stop_monitoring()
+    config = write_config(tmp_path / "pmon.toml", "\n[retention]\ndays = 30\n")
+    daemon = Daemon(db, config)
+    daemons.append(daemon)
+
+    def oldest_days() -> float:
+        found = _rows(db, "SELECT min(timestamp) FROM plugin_metrics WHERE plugin_id = 'old'")
+        return (now - found[0][0]) / 86400 if found and found[0][0] else 0.0
+
+    wait_for(lambda: 0 < oldest_days() < 30.01, what="old points pruned")
+    assert _rows(db, "SELECT min(timestamp) FROM plugin_logs")[0][0] > now - 30 * 86400 - 1
+    assert len(_rows(db, "SELECT * FROM plugin_metrics WHERE plugin_id = 'old'")) == 120  # 6-hourly, under 30 days old
+    first_hour = _rows(db, "SELECT min(bucket_ms) FROM metric_rollups_1h")[0][0] / 1000
+    assert first_hour < now - 44 * 86400  # the pruned range lives on in the hourly rollups
+    wait_for(lambda: values(db, "pmon", "pmon.prune_max_lock_ms"), what="the pass's lock figure")
+    assert daemon.stop() == 0
