@@ -28,6 +28,12 @@ _IO_FIELDS = {
 _IO_SOURCES = {name for fields in _IO_FIELDS.values() for name in fields}
 
 
+def _tidy(value: float) -> float | int:
+    """Six significant digits, and whole numbers as ints: a snapshot is read by people and diffed."""
+    rounded = float(f"{value:.6g}")
+    return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
+
+
 def build_snapshots(aggregates: Iterable[WindowAggregate], window_seconds: float) -> dict[str, dict[str, Any]]:
     """``create_snapshot`` data per plugin.
 
@@ -65,8 +71,8 @@ def build_snapshots(aggregates: Iterable[WindowAggregate], window_seconds: float
             "throughput": tput.avg if tput else requests / window,
         }
         for field, sources in _IO_FIELDS.items():
-            data[field] = {key: series[name].avg for name, key in sources.items() if name in series}
-        data["custom_metrics"] = {name: agg.last for name, agg in sorted(series.items())
+            data[field] = {key: _tidy(series[name].avg) for name, key in sources.items() if name in series}
+        data["custom_metrics"] = {name: _tidy(agg.last) for name, agg in sorted(series.items())
                                   if name not in SEED_METRICS and name not in _IO_SOURCES}
         snapshots[plugin_id] = data
     return snapshots
