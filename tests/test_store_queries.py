@@ -165,7 +165,8 @@ def test_series_from_rollups_equals_series_from_raw_points(monitor: Monitor, db_
     now = 1_700_000_000.0
     rng = random.Random(3)
     for i in range(3 * 24 * 120):  # three days, a point every 30 s with jitter
-        monitor.record_metric("p", "response_time", round(rng.uniform(0, 500), 3), timestamp=now - 3 * 86400 + i * 30 + rng.random())
+        at = now - 3 * 86400 + i * 30 + rng.random()
+        monitor.record_metric("p", "response_time", round(rng.uniform(0, 500), 3), timestamp=at)
         if i % 5000 == 0:
             assert monitor.flush()
     assert monitor.flush()

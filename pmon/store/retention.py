@@ -25,10 +25,11 @@ series through their (series, time) keys, the rest through time indexes.
 The size cap and the file: deleting rows frees pages inside the file, which
 SQLite reuses for new rows, so the file stops growing but does not shrink
 (VACUUM would rewrite all of it under the write lock). With a cap set, a
-ballast file ``<db>-headroom`` (5 % of the cap, 1 to 64 MB) is kept beside the
+ballast file ``<db>-headroom`` (5 % of the cap, 8 to 64 MB) is kept beside the
 database; when a step fails because the disk is full, the ballast is deleted
-so that the deletes can still be written to the WAL, and it is put back on a
-later pass once the disk has room again.
+so that the WAL can be checkpointed and the deletes written, and it is put
+back on a later pass once the disk has room again (four times its size free).
+
 """
 
 from __future__ import annotations
@@ -250,9 +251,12 @@ class Pruner:
             if stop.is_set():
                 report.complete = False
             self._checkpoint(conn, report)
-            report.used_mb = used_bytes(conn) / MB
             cap = self.retention.max_db_mb
-            report.over_cap = cap > 0 and report.used_mb > cap
+            try:
+                report.used_mb = used_bytes(conn) / MB
+                report.over_cap = cap > 0 and report.used_mb > cap
+            except sqlite3.Error as exc:
+                report.errors.append(f"{type(exc).__name__}: {exc}")
             if cap > 0 and not report.headroom_released:
                 _ensure_headroom(self.path, _headroom_bytes(cap))
             holds = steps.holds_ms
@@ -269,12 +273,12 @@ class Pruner:
     def _pass(self, conn: sqlite3.Connection, steps: WriteSteps, report: PruneReport, now: float,
               older_than: float | None) -> None:
         retention = self.retention
+        rolled_up = False
         try:
-            report.rolled_up = roll_up(conn, now, steps=steps).points
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            report.busy += 1  # points not rolled up stay; deleting only what is rolled up is still safe
+            result = roll_up(conn, now, steps=steps)
+            report.rolled_up, rolled_up = result.points, result.complete
+        except sqlite3.Error as exc:  # busy, or a full disk: deleting only what is rolled up is still safe
+            report.busy += _is_busy(exc)
             report.errors.append(f"roll-up: {exc}")
             report.complete = False
         watermark = rollup_watermark(conn)
@@ -285,7 +289,7 @@ class Pruner:
         for source, cutoff in due:
             self._delete_older(steps, source, cutoff, report)
         if retention.max_db_mb > 0:
-            self._enforce_cap(conn, steps, report, now, watermark)
+            self._enforce_cap(conn, steps, report, now, watermark, rollups_too=rolled_up)
 
     def _raw_sources(self, conn: sqlite3.Connection, watermark: tuple[int, int] | None) -> list[_Rows]:
         sources: list[_Rows] = []
@@ -318,9 +322,7 @@ class Pruner:
             try:
                 return steps.run(delete)
             except sqlite3.OperationalError as exc:
-                if _is_full(exc) and not report.headroom_released and _release_headroom(self.path):
-                    report.headroom_released = True
-                    report.errors.append(f"disk full: released {self.path}{HEADROOM_SUFFIX}")
+                if _is_full(exc) and self._make_room(steps.conn, report):
                     continue
                 if not _is_busy(exc):
                     raise
@@ -331,14 +333,20 @@ class Pruner:
         raise _Busy()
 
     def _enforce_cap(self, conn: sqlite3.Connection, steps: WriteSteps, report: PruneReport, now: float,
-                     watermark: tuple[int, int] | None) -> None:
-        """Oldest first, every raw table alike, then minute rollups, then hour rollups, to 90 % of the cap."""
+                     watermark: tuple[int, int] | None, rollups_too: bool) -> None:
+        """Oldest first, every raw table alike, then minute rollups, then hour rollups, to 90 % of the cap.
+
+        Rollups go only when the roll-up is complete: otherwise raw points wait
+        for it, and the next pass deletes them rather than the history.
+        """
         cap = self.retention.max_db_mb * MB
         if used_bytes(conn) <= cap:
             return
         target = CAP_TARGET * cap
         minute, hour = self._rollup_sources(conn)
         for sources in (self._raw_sources(conn, watermark), [minute], [hour]):
+            if sources[0] in (minute, hour) and not rollups_too:
+                return
             oldest = [found for source in sources if (found := source.oldest(conn)) is not None]
             if not oldest:
                 continue
@@ -355,11 +363,34 @@ class Pruner:
             if used_bytes(conn) <= target:
                 return
 
+    def _make_room(self, conn: sqlite3.Connection, report: PruneReport) -> bool:
+        """The disk is full: give up the ballast, once a pass, and move the WAL into the file while there is room.
+
+        Pages the WAL holds beyond the end of the database file need that room
+        to be checkpointed; once they are, the WAL is written again from its
+        start, so the deletes that follow need no new space.
+        """
+        if report.headroom_released or not _release_headroom(self.path):
+            return False
+        report.headroom_released = True
+        report.errors.append(f"disk full: released {self.path}{HEADROOM_SUFFIX}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            pass
+        return True
+
     def _checkpoint(self, conn: sqlite3.Connection, report: PruneReport) -> None:
-        """Empty the WAL if nobody is using it; never waits (a TRUNCATE checkpoint would block writers while it did)."""
+        """Empty the WAL if nobody is using it; never waits (a TRUNCATE checkpoint would block writers while it did).
+
+        On a full disk the WAL keeps its size: it is reused from its start, room
+        that new writes need no more of the disk for.
+        """
         started = time.perf_counter()
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if report.headroom_released:
+                return
             conn.execute("PRAGMA busy_timeout = 0")
             busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             report.checkpointed = not busy
@@ -387,7 +418,8 @@ def used_bytes(conn: sqlite3.Connection) -> int:
 
 
 def _headroom_bytes(cap_mb: float) -> int:
-    return int(min(64.0, max(1.0, 0.05 * cap_mb)) * MB)
+    """5 % of the cap, at least what a WAL holds between two automatic checkpoints (1000 pages) twice over."""
+    return int(min(64.0, max(8.0, 0.05 * cap_mb)) * MB)
 
 
 def _ensure_headroom(path: Path, size: int) -> None:

@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -47,6 +47,10 @@ MAX_STEP_ROWS = 5_000
 """Hard cap on rows written or deleted in one transaction, whatever the measured speed."""
 REST_FACTOR = 2.0
 """After a step the write lock is left free for this many times the step's hold time."""
+AIM = 0.3
+"""Steps are sized to hold the lock this share of ``max_lock_ms``: on a busy host one can take three times as long."""
+LOCK_POLL_S = 0.001
+"""How often a step asks for the write lock while another process holds it."""
 READ_ROWS = 200_000
 """Raw points the time pass aims to read (and hold in memory) at a time."""
 
@@ -60,8 +64,7 @@ class WriteSteps:
 
     Why: other processes record through the same database; a step that holds
     the write lock for at most ``max_lock_ms`` and then leaves it free for
-    ``REST_FACTOR`` times as long keeps their commits flowing. The size aims
-    at half the budget so one noisy step stays under it.
+    ``REST_FACTOR`` times as long keeps their commits flowing.
     """
 
     def __init__(self, conn: sqlite3.Connection, max_lock_ms: float = 50.0, *, max_rows: int = MAX_STEP_ROWS,
@@ -82,6 +85,7 @@ class WriteSteps:
         self.checkpoint_ms = 0.0
         """Time spent in passive checkpoints between steps (writers are not blocked by them)."""
         self._rest_until = 0.0
+        self._patience_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         self._checkpoint_every_s = checkpoint_every_s
         self._checkpointed_at = time.monotonic()
         if checkpoint_every_s is not None:
@@ -97,7 +101,7 @@ class WriteSteps:
         if wait > 0:
             self.stop.wait(wait)
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         started = time.perf_counter()
         try:
             rows = write(conn)
@@ -114,11 +118,35 @@ class WriteSteps:
         self.max_step_rows = max(self.max_step_rows, rows)
         if rows > 0:
             per_row = held / rows
-            fits = int(0.5 * self.max_lock_ms / per_row) if per_row > 0 else self.max_rows
-            self.size = max(MIN_STEP_ROWS, min(self.max_rows, 2 * self.size, fits))
+            fits = int(AIM * self.max_lock_ms / per_row) if per_row > 0 else self.max_rows
+            self.size = min(self.max_rows, max(MIN_STEP_ROWS, min(2 * self.size, fits)))
         self._rest_until = time.monotonic() + self.rest_factor * held / 1000
         self._checkpoint()
         return rows
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, asking every millisecond for up to the connection's busy timeout.
+
+        Why not SQLite's own busy handler: it sleeps longer and longer (up to
+        100 ms a try), while a recorder committing back to back frees the lock
+        for a few milliseconds at a time, so a step could wait for seconds.
+        """
+        conn = self.conn
+        deadline = time.monotonic() + self._patience_ms / 1000
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    text = str(exc)
+                    if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline \
+                            or self.stop.is_set():
+                        raise
+                time.sleep(LOCK_POLL_S)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._patience_ms)}")
 
     def _checkpoint(self) -> None:
         if self._checkpoint_every_s is None or time.monotonic() - self._checkpointed_at < self._checkpoint_every_s:
@@ -149,7 +177,6 @@ class RollupResult:
     last_id: int | None = None
     complete: bool = True
     """False when stopped, or when another process was rolling up at the same time."""
-    holds_ms: list[float] = field(default_factory=list)
 
 
 def rollup_watermark(conn: sqlite3.Connection) -> tuple[int, int] | None:
@@ -233,7 +260,8 @@ def _save(conn: sqlite3.Connection, expected: tuple[int, int] | None, covered: i
     """Check nobody else moved the watermarks, then move them; inside the step's transaction."""
     if rollup_watermark(conn) != expected:
         raise RollupRace("another roll-up moved the watermarks")
-    conn.executemany("INSERT INTO pmon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    conn.executemany("INSERT INTO pmon_state (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                      [(COVERED_KEY, covered), (LAST_ID_KEY, last_id)])
 
 
@@ -260,7 +288,7 @@ def roll_up(conn: sqlite3.Connection, now: float, *, max_lock_ms: float = 50.0, 
     what was committed before them stays correct.
     """
     steps = steps or WriteSteps(conn, max_lock_ms, stop=stop)
-    result = RollupResult(holds_ms=steps.holds_ms)
+    result = RollupResult()
     before = len(steps.holds_ms)
     try:
         _roll_up(conn, now, steps, result)
@@ -319,7 +347,7 @@ def _roll_up(conn: sqlite3.Connection, now: float, steps: WriteSteps, result: Ro
             covered = close if following is None else min(close, max(end, following - following % MINUTE_MS))
             span = min(DAY_MS, span * 4)
             continue
-        span = max(MINUTE_MS, min(DAY_MS, span * READ_ROWS // len(rows) // MINUTE_MS * MINUTE_MS))
+        span = max(MINUTE_MS, min(DAY_MS, 8 * span, span * READ_ROWS // len(rows) // MINUTE_MS * MINUTE_MS))
         minutes = sorted(fold(rows, MINUTE_MS).items())
         start = 0
         while start < len(minutes):

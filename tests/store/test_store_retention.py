@@ -164,7 +164,8 @@ def test_a_size_cap_deletes_the_oldest_rows_first_until_under_ninety_percent(mon
     assert points_after == conn.execute("SELECT count(*) FROM metric_points").fetchone()[0]
     for table in TIMED:  # each table lost a prefix in time: what is left is everything after its oldest row
         oldest = conn.execute(f"SELECT min(timestamp) FROM {table}").fetchone()[0]
-        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 6 * 24 - int((oldest - (NOW - 6 * DAY)) / 3600)
+        hours_cut = int((oldest - (NOW - 6 * DAY)) / 3600)
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 6 * 24 - hours_cut
         assert abs(oldest - oldest_point) <= 3 * 3600  # every table was cut at about the same time
     rolled = 3 * (6 * 8640 - 6)  # all but the last minute (a minute of grace)
     assert conn.execute("SELECT sum(count) FROM metric_rollups_1h").fetchone()[0] == rolled  # rollups stay

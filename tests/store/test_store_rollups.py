@@ -114,7 +114,9 @@ def test_small_steps_give_the_same_rollups(monitor: Monitor, db_path: Path) -> N
     assert result.points == 2000 and result.steps > 20
     assert steps.max_step_rows <= 40  # four series: a minute of them never needs more than eight rows
     record(monitor, some_points(300, NOW - 7 * 3600, NOW - 2 * 3600, seed=6))
-    roll_up(conn, NOW, steps=WriteSteps(conn, max_lock_ms=50, max_rows=10, first_rows=10))
+    tiny = WriteSteps(conn, max_lock_ms=50, max_rows=10, first_rows=10)
+    roll_up(conn, NOW, steps=tiny)
+    assert tiny.max_step_rows <= 10
     assert_rollups_match_raw(db_path)
 
 
