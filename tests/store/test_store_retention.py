@@ -242,3 +242,35 @@ def test_series_over_a_pruned_range_matches_what_the_raw_points_said(monitor: Mo
     assert count(db_path, "SELECT count(*) FROM metric_points WHERE ts_ms < ?", until * 1000) == 0
     found = queries.series(open_reader(db_path), "beta", "response_time", since, until, points)
     assert [(p.timestamp, pytest.approx(p.avg), p.min, p.max, p.count) for p in found] == expected
+
+
+def _backfill(path: str, batches: int, start: float) -> None:
+    """Another process: points with timestamps long past retention, committed a batch at a time."""
+    recorder = Monitor(path, flush_interval=0.01)
+    for batch in range(batches):
+        for i in range(500):
+            recorder.record_metric("late", "cpu_usage", 1.0, timestamp=start + batch * 500 + i)
+        assert recorder.flush()
+    recorder.stop_monitoring()
+
+
+def test_points_recorded_while_a_pass_runs_are_never_deleted_before_they_are_rolled_up(db_path: Path) -> None:
+    import multiprocessing
+
+    start = time.time() - 33 * DAY  # past the raw retention, within the minute rollups
+    child = multiprocessing.get_context("spawn").Process(target=_backfill, args=(str(db_path), 60, start))
+    child.start()
+    passes = 0
+    while child.is_alive() or passes == 0:
+        if db_path.exists():
+            report = Pruner(db_path, RetentionConfig(), max_step_rows=200).prune(older_than=0)
+            assert not report.errors or report.busy
+            passes += 1
+        time.sleep(0.01)
+    child.join()
+    assert child.exitcode == 0 and passes >= 2
+    prune(db_path, RetentionConfig(), older_than=0)
+    # Every point deleted was counted first: the rollups hold all 30,000, raw or pruned.
+    assert count(db_path, "SELECT sum(count) FROM metric_rollups_1h") == 60 * 500
+    assert count(db_path, "SELECT sum(count) FROM metric_rollups_1m") == 60 * 500
+    assert count(db_path, "SELECT count(*) FROM metric_points") <= 1
