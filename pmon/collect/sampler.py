@@ -82,6 +82,16 @@ def _read_file(path: str) -> bytes | None:
         return None
 
 
+def _field(text: bytes, label: bytes) -> int:
+    """The number after ``label`` (which starts with a newline) in a /proc key: value file."""
+    start = text.find(label)
+    if start < 0:
+        raise ValueError(label)
+    start += len(label)
+    end = text.find(b"\n", start)
+    return int(text[start:end if end >= 0 else None])
+
+
 def _read_proc(pid: int, start_ticks: int | None) -> tuple[float, int, int, tuple[int, int] | None, int | None, int] | None:
     """(cpu seconds, rss bytes, threads, (read, write bytes) or None, open fds or None, context switches).
 
@@ -102,16 +112,12 @@ def _read_proc(pid: int, start_ticks: int | None) -> tuple[float, int, int, tupl
     if fields[0] == b"Z" or (start_ticks is not None and int(fields[19]) != start_ticks):
         return None
     cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    ctx = 0
-    for line in status.splitlines():
-        if line.startswith((b"voluntary_ctxt_switches:", b"nonvoluntary_ctxt_switches:")):
-            ctx += int(line.split()[1])
+    ctx = _field(status, b"\nvoluntary_ctxt_switches:") + _field(status, b"\nnonvoluntary_ctxt_switches:")
     io = None
     try:
         raw = _read_file(base + "io")
         if raw is not None:
-            values = dict(line.split(b": ") for line in raw.splitlines() if b": " in line)
-            io = (int(values[b"read_bytes"]), int(values[b"write_bytes"]))
+            io = (_field(raw, b"\nread_bytes:"), _field(raw, b"\nwrite_bytes:"))
         fds: int | None = len(os.listdir(base + "fd"))
     except PermissionError:
         fds = None
