@@ -125,6 +125,8 @@ class Monitor:
         self._writer: Writer | None = None
         self._queue: deque[Any] | None = None
         self._max_buffer = self.settings.max_buffer
+        self._busy_at = min(self.settings.batch_size, self.settings.max_buffer + 1)
+        """Queue length from which a record call wakes the writer (a full batch) or drops the oldest."""
         self._alerts: queue.SimpleQueue[PluginEvent | threading.Event | None] | None = None
         self._alert_thread: threading.Thread | None = None
         self._callback_errors = 0
@@ -256,14 +258,16 @@ class Monitor:
         if q is None:
             q = self._ensure_writer().queue
         q.append(row)
-        if len(q) > self._max_buffer:
-            self._overflow()
+        if len(q) >= self._busy_at:
+            self._queue_full()
 
-    def _overflow(self) -> None:
-        """The queue is over max_buffer: drop the oldest (rare; tolerates a concurrent stop)."""
+    def _queue_full(self) -> None:
+        """A batch is waiting: wake the writer; over max_buffer, drop the oldest (tolerates a concurrent stop)."""
         writer = self._writer
         if writer is not None:
-            writer.drop_oldest()
+            if len(writer.queue) > self._max_buffer:
+                writer.drop_oldest()
+            writer.nudge()
 
     def record_metric(self, plugin_id: str, metric_type: MetricType | str, value: float,
                       metadata: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
@@ -286,8 +290,8 @@ class Monitor:
         if q is None:
             q = self._ensure_writer().queue
         q.append(row)
-        if len(q) > self._max_buffer:
-            self._overflow()
+        if len(q) >= self._busy_at:
+            self._queue_full()
 
     def record_log(self, plugin_id: str, level: LogLevel | str, message: str,
                    context: dict[str, Any] | None = None, traceback: str | None = None, *,
@@ -310,8 +314,8 @@ class Monitor:
         if q is None:
             q = self._ensure_writer().queue
         q.append(row)
-        if len(q) > self._max_buffer:
-            self._overflow()
+        if len(q) >= self._busy_at:
+            self._queue_full()
 
     def record_event(self, plugin_id: str, event_type: str, description: str, severity: Severity | str = "info",
                      data: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:

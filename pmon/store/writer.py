@@ -29,7 +29,8 @@ from pmon.validate import scrub
 log = logging.getLogger("pmon.store")
 
 LOG_EVERY_SECONDS = 60.0
-POLL_SECONDS = 0.05
+MIN_SLEEP_SECONDS = 0.005
+MAX_SLEEP_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -128,6 +129,11 @@ class Writer:
                     self.stats.dropped += 1
             self._report("buffer full: dropping oldest rows")
 
+    def nudge(self) -> None:
+        """A full batch is queued: commit it now rather than at the next flush_interval."""
+        if not self._wake.is_set():
+            self._wake.set()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every row queued before the call is committed; False on timeout or drops."""
         if self._thread is None or not self._thread.is_alive():
@@ -186,7 +192,9 @@ class Writer:
                 self._failed(exc)
         last = time.monotonic()
         while not self._stopping:
-            self._wake.wait(POLL_SECONDS)
+            # Sleep until the next flush is due: producers nudge when a batch is full, flush() and
+            # stop() set the event, so an idle writer wakes once per flush_interval, not 20 times a second.
+            self._wake.wait(min(MAX_SLEEP_SECONDS, max(MIN_SLEEP_SECONDS, last + self.flush_interval - time.monotonic())))
             woken = self._wake.is_set()
             self._wake.clear()
             now = time.monotonic()
