@@ -51,10 +51,10 @@ def process_metrics(sample: ProcessSample) -> dict[str, float | None]:
         "process.memory_percent": sample.memory_percent,
         "process.disk_read_bps": read,
         "process.disk_write_bps": write,
-        "process.threads": sample.threads,
-        "process.open_fds": sample.open_fds,
+        "process.threads": float(sample.threads) if sample.threads is not None else None,
+        "process.open_fds": float(sample.open_fds) if sample.open_fds is not None else None,
         "process.ctx_switches_per_s": sample.ctx_switches_per_s,
-        "process.count": sample.processes,
+        "process.count": float(sample.processes),
     }
 
 
