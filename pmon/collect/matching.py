@@ -104,19 +104,28 @@ class ProcessTable:
         ~45 µs through psutil's Process objects): a daemon scanning every second
         spends its CPU budget here first.
         """
+        processes, changed = None, False
         if _PROC_STAT:
             try:
-                self._refresh_proc()
-                return
+                processes, changed = self._scan_proc()
             except OSError:  # /proc not mounted as expected: psutil knows the other layouts
-                pass
-        self._refresh_psutil()
-
-    def _refresh_proc(self) -> None:
-        previous = self.processes
-        processes: dict[int, ProcessInfo] = {}
+                processes = None
+        if processes is None:
+            processes, changed = self._scan_psutil()
         children: dict[int, list[int]] = {}
         by_name: dict[str, list[ProcessKey]] = {}
+        for pid, info in processes.items():
+            children.setdefault(info.ppid, []).append(pid)
+            by_name.setdefault(info.name, []).append(info.key)
+        if changed or processes.keys() != self.processes.keys():
+            self.generation += 1
+        self.processes, self.children, self.by_name = processes, children, by_name
+        self.own_pid = os.getpid()
+
+    def _scan_proc(self) -> tuple[dict[int, ProcessInfo], bool]:
+        """Live processes from /proc, and whether any started, exited or changed its command line."""
+        previous = self.processes
+        processes: dict[int, ProcessInfo] = {}
         clock = time.monotonic()
         wall = time.time()
         boot = _boot_time()
@@ -132,8 +141,6 @@ class ProcessTable:
             if (not full and info is not None and wall - info.key[1] >= CMDLINE_SETTLE_SECONDS
                     and clock - info.cmdline_read_at <= CMDLINE_MAX_AGE_SECONDS):
                 processes[pid] = info  # settled and known: its pid, name and parent are as last read
-                children.setdefault(info.ppid, []).append(pid)
-                by_name.setdefault(info.name, []).append(info.key)
                 continue
             stat = _read_stat(pid)
             if stat is None:
@@ -156,18 +163,12 @@ class ProcessTable:
                 info.name, info.comm = _full_name(comm, args), comm
             info.ppid = ppid
             processes[pid] = info
-            children.setdefault(ppid, []).append(pid)
-            by_name.setdefault(info.name, []).append(info.key)
-        if changed or processes.keys() != previous.keys():
-            self.generation += 1
-        self.processes, self.children, self.by_name = processes, children, by_name
-        self.own_pid = os.getpid()
+        return processes, changed
 
-    def _refresh_psutil(self) -> None:
+    def _scan_psutil(self) -> tuple[dict[int, ProcessInfo], bool]:
+        """The same through psutil, for systems without a Linux /proc."""
         previous = self.processes
         processes: dict[int, ProcessInfo] = {}
-        children: dict[int, list[int]] = {}
-        by_name: dict[str, list[ProcessKey]] = {}
         clock = time.monotonic()
         wall = time.time()
         changed = False
@@ -194,12 +195,7 @@ class ProcessTable:
             except psutil.Error:  # gone, a zombie, or hidden from us: not a process we can sample
                 continue
             processes[pid] = info
-            children.setdefault(ppid, []).append(pid)
-            by_name.setdefault(name, []).append(info.key)
-        if changed or processes.keys() != previous.keys():
-            self.generation += 1
-        self.processes, self.children, self.by_name = processes, children, by_name
-        self.own_pid = os.getpid()
+        return processes, changed
 
     def key(self, pid: int) -> ProcessKey | None:
         """The live process with this pid, if any."""
