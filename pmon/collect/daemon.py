@@ -40,6 +40,7 @@ EXIT_USAGE = 2
 
 STOP_TIMEOUT_SECONDS = 4.0
 ONCE_BASELINE_SECONDS = 0.5
+FAILURE_LOG_SECONDS = 60.0
 
 
 @dataclass
@@ -48,6 +49,7 @@ class DaemonStats:
 
     ticks: int = 0
     skipped_ticks: int = 0
+    failed_ticks: int = 0
     snapshots: int = 0
     reloads: int = 0
     failed_reloads: int = 0
@@ -71,6 +73,7 @@ class Daemon:
         self._wakeup = threading.Event()
         self._reader: sqlite3.Connection | None = None
         self._retention: threading.Thread | None = None
+        self._failure_logged_at = -FAILURE_LOG_SECONDS
 
     @staticmethod
     def _base_dir(config: Config) -> Path | None:
@@ -147,14 +150,22 @@ class Daemon:
                 self._reload.clear()
                 self._apply_reload()
                 interval = self.config.collector.sample_interval
-            report = self.collector.tick()
-            self.stats.ticks += 1
-            if self.self_monitor is not None:
-                self.self_monitor.record(report.seconds)
-            now = time.monotonic()
-            if now >= next_snapshot:
-                self._snapshot(window=self.config.collector.snapshot_interval)
-                next_snapshot = now + self.config.collector.snapshot_interval
+            try:
+                report = self.collector.tick()
+                self.stats.ticks += 1
+                if self.self_monitor is not None:
+                    self.self_monitor.record(report.seconds)
+                now = time.monotonic()
+                if now >= next_snapshot:
+                    next_snapshot = now + self.config.collector.snapshot_interval
+                    self._snapshot(window=self.config.collector.snapshot_interval)
+            except Exception:  # one bad tick (a bug, an odd /proc) must not end months of collecting
+                self.stats.failed_ticks += 1
+                now = time.monotonic()
+                if now - self._failure_logged_at >= FAILURE_LOG_SECONDS:
+                    self._failure_logged_at = now
+                    log.exception("a sampling tick failed (%d so far); the next tick goes on",
+                                  self.stats.failed_ticks)
             next_tick += interval
             if next_tick < now:  # a tick took longer than the interval: skip, don't bunch
                 missed = int((now - next_tick) // interval) + 1

@@ -143,3 +143,31 @@ def test_plugin_tables_parse() -> None:
     config = parse("[plugins.billing]\ncmdline = 'billing --serve'\nchildren = true\n[plugins.db]\npid = 42\n")
     assert config.plugins["billing"].children and config.plugins["db"].pid == 42
     assert parse("[monitor]\nsample_interval = 0\n").monitor.sample_interval == 0
+
+
+def test_a_failing_tick_is_logged_and_the_daemon_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from pmon.collect.daemon import Daemon
+    from pmon.config import CollectorConfig, Config
+
+    config = Config(collector=CollectorConfig(sample_interval=0.1, self_monitoring=False))
+    daemon = Daemon(config, tmp_path / "pmon.db")
+    real_tick, calls = daemon.collector.tick, []
+
+    def flaky_tick():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("an odd /proc line")
+        return real_tick()
+
+    daemon.collector.tick = flaky_tick
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while daemon.stats.ticks < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    daemon.request_stop()
+    runner.join(10)
+    assert daemon.stats.failed_ticks == 2 and daemon.stats.ticks >= 3
+    assert "a sampling tick failed" in caplog.text and "an odd /proc line" in caplog.text
