@@ -153,6 +153,8 @@ class Daemon:
             try:
                 report = self.collector.tick()
                 self.stats.ticks += 1
+                log.debug("tick %d: %d plugins, %d processes, %d metrics, %d events in %.1f ms", self.stats.ticks,
+                          report.plugins, report.processes, report.metrics, report.events, report.seconds * 1000)
                 if self.self_monitor is not None:
                     self.self_monitor.record(report.seconds)
                 now = time.monotonic()
@@ -191,6 +193,7 @@ class Daemon:
         for plugin_id, data in build_snapshots(aggregates, span).items():
             self.monitor.create_snapshot(plugin_id, data, timestamp=now)
             self.stats.snapshots += 1
+        log.debug("snapshots: %d so far", self.stats.snapshots)
 
     def _close_reader(self) -> None:
         if self._reader is not None:
