@@ -104,8 +104,12 @@ def status(ctx: Context, as_json: bool) -> None:
         conn.close()
     sizes = {suffix or "db": os.path.getsize(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")
              if os.path.exists(f"{path}{suffix}")}
+    from pmon.collect.daemon_lock import running_daemon
+
+    collector = running_daemon(path)
     report = {
         "db_path": str(path),
+        "collector_pid": collector,
         "schema_version": version,
         "size_bytes": sizes,
         "rows": counts,
@@ -116,6 +120,8 @@ def status(ctx: Context, as_json: bool) -> None:
         _emit_json(report)
         return
     click.echo(f"database  {path}  (schema v{version})")
+    running = "not running (pmon collect)" if not collector else "running" + (f", pid {collector}" if collector > 0 else "")
+    click.echo(f"collector {running}")
     click.echo("size      " + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items()))
     click.echo("rows      " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     click.echo(f"plugins   {len(summaries)}")

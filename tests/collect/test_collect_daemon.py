@@ -366,6 +366,9 @@ def test_detached_daemon_reports_its_pid_and_stops_on_sigterm(tmp_path: Path) ->
         again = subprocess.run([sys.executable, "-m", "pmon", "--db", str(db), "--config", str(config), "collect"],
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and f"pid {pid}" in again.stderr
+        status = subprocess.run([sys.executable, "-m", "pmon", "--db", str(db), "status", "--json"],
+                                capture_output=True, text=True, timeout=60)
+        assert json.loads(status.stdout)["collector_pid"] == pid
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not _alive(pid), what="detached daemon gone")
