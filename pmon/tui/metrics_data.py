@@ -78,21 +78,41 @@ def _megabytes(value: float) -> str:
     return f"{units.compact(value)}MB"
 
 
+def _with_unit(unit: str) -> Callable[[float], str]:
+    return lambda value: f"{units.compact(value)}{unit}"
+
+
 KINDS = {
     "cpu_usage": MetricKind("CPU", "%", lambda v: f"{v:.1f}%", 1.0),
     "memory_usage": MetricKind("memory", "MB", _megabytes, 1.0),
     "response_time": MetricKind("response time", "ms", _milliseconds, 1.0),
     "error_rate": MetricKind("error rate", "%", _fraction, 0.01, 100.0),
     "throughput": MetricKind("throughput", "/s", units.rate, 1.0),
-    "disk_io": MetricKind("disk I/O", "", units.compact, 1.0),
-    "network_io": MetricKind("network I/O", "", units.compact, 1.0),
+    "disk_io": MetricKind("disk I/O", "B/s", _with_unit("B/s"), 1.0),
+    "network_io": MetricKind("network I/O", "B/s", _with_unit("B/s"), 1.0),
 }
 """Known metric types; error_rate is recorded as a 0-1 fraction and shown as a percentage."""
 
 
+# Custom metrics (`process.disk_read_bps`, `pmon.flush_ms`...) get a unit from their name's ending.
+_SUFFIX_KINDS = (
+    ("_bps", MetricKind("", "B/s", _with_unit("B/s"), 1.0)),
+    ("_bytes", MetricKind("", "B", _with_unit("B"), 1.0)),
+    ("_percent", MetricKind("", "%", lambda v: f"{v:.1f}%", 1.0)),
+    ("_ms", MetricKind("", "ms", _milliseconds, 1.0)),
+    ("_per_s", MetricKind("", "/s", units.rate, 1.0)),
+)
+
+
 def metric_kind(metric_type: str) -> MetricKind:
-    """The kind of ``metric_type``; a type this pmon does not know is shown by its own name."""
-    return KINDS.get(metric_type) or MetricKind(metric_type, "", units.compact, 1.0)
+    """The kind of ``metric_type``; a custom metric is shown by its own name, with a unit its name implies."""
+    known = KINDS.get(metric_type)
+    if known is not None:
+        return known
+    for suffix, kind in _SUFFIX_KINDS:
+        if metric_type.endswith(suffix):
+            return MetricKind(metric_type, kind.unit, kind.format, kind.min_span)
+    return MetricKind(metric_type, "", units.compact, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
