@@ -200,13 +200,14 @@ def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, dr
 
 
 def _seconds(text: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``45s`` or a bare number of seconds."""
+    """``30d``, ``12h``, ``90m``, ``45s``: a number and its unit."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     raw = text.strip().lower()
     scale = units.get(raw[-1:], None)
-    number = raw[:-1] if scale else raw
+    if scale is None:  # a bare "30" might mean days or seconds; deleting the wrong one cannot be undone
+        raise click.BadParameter(f"{text!r} needs a unit: s, m, h, d or w (e.g. 30d)")
     try:
-        value = float(number) * (scale or 1)
+        value = float(raw[:-1]) * scale
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a duration; use e.g. 30d, 12h, 90m, 45s") from None
     if not value > 0 or value != value or value == float("inf"):
@@ -220,7 +221,7 @@ def _seconds(text: str) -> float:
               help="Stay attached and log to stderr (use this under systemd or a supervisor).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug log lines.")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None,
-              help="Where a detached daemon logs (default: collect.log beside the database).")
+              help="Where a detached daemon logs (default: DB.collect.log beside the database).")
 @pass_context
 def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file: str | None) -> None:
     """The collector daemon: samples the [plugins.NAME] of pmon.toml with psutil.
@@ -249,11 +250,18 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
     config = ctx.config
     db_path = ctx.db_path.expanduser().absolute()
     attached = foreground or once
-    log_path = None if attached else Path(log_file or db_path.with_name("collect.log")).absolute()
+    if log_file and attached:
+        raise UsageProblem("--log-file: only for a detached daemon (--foreground and --once log to stderr)")
+    log_path = None if attached else Path(log_file or db_path.with_name(db_path.name + ".collect.log")).absolute()
     if config.file is not None:
         config = dataclasses.replace(config, file=config.file.absolute())
+    reload_from = config.file or (Path.cwd() / "pmon.toml")  # resolved now: a detached daemon works from /
+    try:
+        configure_logging(verbose=verbose, log_file=log_path)  # before detaching: a bad path is said here
+    except OSError as exc:
+        raise UsageProblem(f"{log_path}: cannot write the log: {exc.strerror or exc}") from None
     if not attached:
-        ready = detach()
+        ready = detach(log_path)
         if ready is not None:  # the original process: report how the start went
             line = wait_ready(ready)
             if line.startswith("ok"):
@@ -261,9 +269,8 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
                 return
             click.echo(f"pmon: {line or f'the daemon did not start; see {log_path}'}", err=True)
             sys.exit(EXIT_FAILED)
-    configure_logging(verbose=verbose, log_file=log_path)
     try:
-        daemon = Daemon(config, db_path)
+        daemon = Daemon(config, db_path, config_file=reload_from)
         daemon.install_signal_handlers()
         code = daemon.run(once=once, on_ready=lambda: report_ready(f"ok started, pid {os.getpid()}"))
     except AlreadyRunning as exc:

@@ -8,6 +8,7 @@ Discovery order for the file: ``--config``, ``$PMON_CONFIG``, ``./pmon.toml``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -142,6 +143,16 @@ _POSITIVE = {"busy_timeout_ms", "batch_size", "max_buffer", "metrics_cache", "lo
              "days", "minute_rollup_days", "rollup_days", "prune_interval", "max_lock_ms"}
 
 
+_AT_MOST = {
+    "flush_interval": (3600.0, "an hour"), "refresh_interval": (3600.0, "an hour"),
+    "sample_interval": (86400.0, "a day"), "snapshot_interval": (86400.0, "a day"),
+    "prune_interval": (86400.0, "a day"), "days": (36500.0, "a hundred years"),
+    "minute_rollup_days": (36500.0, "a hundred years"), "rollup_days": (36500.0, "a hundred years"),
+    "max_lock_ms": (60000.0, "a minute"), "max_db_mb": (1e9, "a petabyte"),
+}
+"""Upper bounds, so a typo (``1e10``) is an error here rather than an overflow in a timer months later."""
+
+
 def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -150,8 +161,13 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"{where}: {name} must be {expected.__name__}, got {type(value).__name__} {value!r}")
     if name == "sample_interval" and not where.endswith("[collector]") and value == 0:
         return value  # in-process sampling off
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
     if name in _POSITIVE and not value > 0:
         raise ConfigError(f"{where}: {name} must be greater than 0, got {value!r}")
+    ceiling = _AT_MOST.get(name)
+    if ceiling is not None and value > ceiling[0]:
+        raise ConfigError(f"{where}: {name} must be at most {ceiling[0]:g} ({ceiling[1]}), got {value!r}")
     if name == "alert_min_severity" and value not in {s.value for s in Severity}:
         raise ConfigError(f"{where}: alert_min_severity must be one of {', '.join(s.value for s in Severity)}")
     if name == "max_text_bytes" and value < 1024:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from pmon.collect.collector import Collector
+from pmon.collect.collector import STEADY_HEARTBEAT_SECONDS, Collector
 from pmon.collect.daemon_lock import DaemonLock
 from pmon.collect.self_monitor import SelfMonitor
 from pmon.collect.snapshots import build_snapshots
@@ -27,6 +27,7 @@ from pmon.config import Config, ConfigError, find_config_file, load_config
 from pmon.monitor import Monitor
 from pmon.plain_text import escape_controls
 from pmon.store.schema import StoreError, open_reader, open_writer
+from pmon.store.lifecycle_queries import StoredLifecycle, stored_lifecycle
 from pmon.store.window_queries import window_aggregates
 
 log = logging.getLogger("pmon.collect")
@@ -38,7 +39,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 """Bad arguments, config file or database path (one line on stderr says which)."""
 
-STOP_TIMEOUT_SECONDS = 4.0
+STOP_TIMEOUT_SECONDS = 4.5
 ONCE_BASELINE_SECONDS = 0.5
 FAILURE_LOG_SECONDS = 60.0
 
@@ -66,6 +67,7 @@ class Daemon:
         self.monitor = Monitor(db_path, config=config)
         self.collector = Collector(self.monitor, config.plugins, base_dir=self._base_dir(config),
                                    system=config.collector.system)
+        self.collector.heartbeat = _heartbeat(config)
         self.self_monitor = SelfMonitor(self.monitor) if config.collector.self_monitoring else None
         self.lock = DaemonLock(db_path)
         self._stop = threading.Event()
@@ -74,6 +76,9 @@ class Daemon:
         self._reader: sqlite3.Connection | None = None
         self._retention: threading.Thread | None = None
         self._failure_logged_at = -FAILURE_LOG_SECONDS
+        self.started_at = time.time()
+        self.stop_reason: str | None = None
+        """The signal that stopped the daemon, for the last log lines."""
 
     @staticmethod
     def _base_dir(config: Config) -> Path | None:
@@ -94,7 +99,7 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         """SIGTERM / SIGINT stop, SIGHUP reloads. Call from the main thread."""
         def stop(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s: flushing and stopping", signal.Signals(signum).name)
+            self.stop_reason = signal.Signals(signum).name  # logged by the loop: logging here could re-enter
             self.request_stop()
 
         def reload(signum: int, frame: FrameType | None) -> None:
@@ -112,23 +117,32 @@ class Daemon:
         ``on_ready`` runs once the lock is held and the database opens: a
         detached start reports success only then.
         """
+        open_writer(self.db_path, self.config.store.busy_timeout_ms).close()  # a bad path fails here, clearly
         self.lock.acquire()
+        self.started_at = time.time()
+        code = EXIT_OK
         try:
-            open_writer(self.db_path, self.config.store.busy_timeout_ms).close()  # a bad path fails here, clearly
             self.monitor.start_monitoring(sample=False)
             if on_ready is not None:
                 on_ready()
             names = ", ".join(self.config.plugins) or "none configured"
             log.info("collecting into %s every %gs (pid %d); plugins: %s", self.db_path,
                      self.config.collector.sample_interval, _pid(), escape_controls(names))
+            self.collector.seed(self._stored_lifecycle())
             if once:
                 self._run_once()
             else:
                 self._start_retention()
                 self._loop()
+        except Exception:  # never a silent death: a detached daemon has only its log
+            log.exception("the daemon failed; stopping")
+            code = EXIT_FAILED
         finally:
-            self._shutdown()
-        return EXIT_OK
+            if self.stop_reason:
+                log.info("received %s: flushing and stopping", self.stop_reason)
+            if not self._shutdown():
+                code = EXIT_FAILED
+        return code
 
     def _run_once(self) -> None:
         """A baseline reading, a short pause, then the sample that has rates; a snapshot; flush."""
@@ -137,7 +151,7 @@ class Daemon:
         report = self.collector.tick()
         if self.self_monitor is not None:
             self.self_monitor.record(report.seconds)
-        self._snapshot(window=None)
+        self._snapshot(window=time.time() - self.started_at)
         log.info("sampled %d plugins (%d processes), %d metrics, %d events", report.plugins, report.processes,
                  report.metrics, report.events)
 
@@ -176,10 +190,10 @@ class Daemon:
             self._wakeup.wait(max(0.0, next_tick - time.monotonic()))
             self._wakeup.clear()
 
-    def _snapshot(self, window: float | None) -> None:
-        """Snapshots of every plugin with metrics in the last window (``None``: since the daemon started)."""
+    def _snapshot(self, window: float) -> None:
+        """Snapshots of every plugin with metrics recorded in the last ``window`` seconds."""
         now = time.time()
-        since = now - window if window is not None else now - 3600
+        since = now - window
         try:
             self.monitor.flush(timeout=2.0)
             if self._reader is None:
@@ -189,11 +203,25 @@ class Daemon:
             log.warning("snapshot skipped: cannot read %s: %s", self.db_path, exc)
             self._close_reader()
             return
-        span = window if window is not None else max(1.0, self.config.collector.sample_interval)
+        span = max(window, 1e-3)
         for plugin_id, data in build_snapshots(aggregates, span).items():
             self.monitor.create_snapshot(plugin_id, data, timestamp=now)
             self.stats.snapshots += 1
         log.debug("snapshots: %d so far", self.stats.snapshots)
+
+    def _stored_lifecycle(self) -> dict[str, StoredLifecycle]:
+        """The store's memory of the configured plugins ({} if it cannot be read: every plugin is then new)."""
+        try:
+            conn = open_reader(self.db_path)
+        except StoreError:
+            return {}
+        try:
+            return stored_lifecycle(conn, self.config.plugins)
+        except sqlite3.Error as exc:
+            log.warning("cannot read the plugins' stored status (%s); announcing each as new", exc)
+            return {}
+        finally:
+            conn.close()
 
     def _close_reader(self) -> None:
         if self._reader is not None:
@@ -216,6 +244,7 @@ class Daemon:
         self.config = new
         self.collector.configure(new.plugins, system=new.collector.system)
         self.collector.base_dir = self._base_dir(new)
+        self.collector.heartbeat = _heartbeat(new)
         if new.collector.self_monitoring and self.self_monitor is None:
             self.self_monitor = SelfMonitor(self.monitor)
         elif not new.collector.self_monitoring:
@@ -247,16 +276,28 @@ class Daemon:
 
     # -- shutdown ---------------------------------------------------------------
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> bool:
+        """Stop the threads and flush within STOP_TIMEOUT_SECONDS in all; False when rows were lost."""
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         self._stop.set()
         self._wakeup.set()
         if self._retention is not None:
-            self._retention.join(STOP_TIMEOUT_SECONDS / 2)
+            self._retention.join(max(0.0, min(1.0, deadline - time.monotonic())))
         self._close_reader()
-        if not self.monitor.stop_monitoring(timeout=STOP_TIMEOUT_SECONDS):
-            log.warning("stopped with rows not written: %s", self.monitor.status()["last_error"])
+        written = self.monitor.stop_monitoring(timeout=max(0.1, deadline - time.monotonic()))
         self.lock.release()
+        if not written:
+            status = self.monitor.status()
+            log.error("stopped with %d rows not written to %s (%s)", status["dropped"], self.db_path,
+                      status["last_error"] or "timed out")
+            return False
         log.info("stopped")
+        return True
+
+
+def _heartbeat(config: Config) -> float:
+    """Unchanged steady counts are recorded at least twice per snapshot window, so snapshots always hold them."""
+    return min(STEADY_HEARTBEAT_SECONDS, config.collector.snapshot_interval / 2)
 
 
 def _pid() -> int:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
+
+from pmon.store.schema import StoreError
+
+RETRY_SECONDS = 0.5
+"""How long a starting daemon retries a held lock before refusing (a probe holds it for microseconds)."""
 
 
 class AlreadyRunning(RuntimeError):
@@ -58,15 +64,24 @@ class DaemonLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise ``AlreadyRunning`` naming the holder's pid."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock or raise ``AlreadyRunning`` naming the holder's pid (``StoreError`` for a bad path)."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(fd)
-            os.close(fd)
-            raise AlreadyRunning(self.path.with_name(self.path.name.removesuffix(".collect.lock")), pid) from None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the daemon's lock file: {exc.strerror or exc}") from None
+        deadline = time.monotonic() + RETRY_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:  # `pmon status` probes with a brief shared lock
+                    time.sleep(0.01)
+                    continue
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise AlreadyRunning(self.path.with_name(self.path.name.removesuffix(".collect.lock")), pid) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

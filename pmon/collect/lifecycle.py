@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pmon.store.lifecycle_queries import StoredLifecycle
+
 ProcessKey = tuple[int, float]
 """A process: pid and create time, so a reused pid is a different process."""
 
@@ -40,6 +42,11 @@ class LifecycleTracker:
 
     def __init__(self) -> None:
         self._seen: dict[str, frozenset[ProcessKey]] = {}
+        self._stored: dict[str, StoredLifecycle] = {}
+
+    def seed(self, stored: dict[str, StoredLifecycle]) -> None:
+        """What the store says of each plugin, so a restarted daemon reports only what changed meanwhile."""
+        self._stored = dict(stored)
 
     def forget(self, plugin_id: str) -> None:
         """Drop a plugin removed from the config (a later return counts as a first sighting)."""
@@ -51,6 +58,9 @@ class LifecycleTracker:
         self._seen[plugin_id] = roots
         now = _pids(roots)
         if before is None:
+            stored = self._stored.pop(plugin_id, None)
+            if stored is not None:
+                return self._since_stored(plugin_id, stored, now, problem)
             if not roots:
                 why = f": {problem}" if problem else ""
                 return [LifecycleEvent(plugin_id, "not_found", f"no process matches {plugin_id}{why}", "medium",
@@ -66,15 +76,29 @@ class LifecycleTracker:
             why = f"; {problem}" if problem else ""
             return [LifecycleEvent(plugin_id, "stopped", f"stopped ({_plural(old)} gone{why})", "high",
                                    {"pids": [], "previous_pids": old})]
-        gone, new = _pids(before - roots), _pids(roots - before)
         if not (before & roots):
             return [LifecycleEvent(plugin_id, "restarted", f"restarted ({_plural(old)} -> {_plural(now)})", "medium",
                                    {"pids": now, "previous_pids": old})]
-        events = []
-        if gone:
-            events.append(LifecycleEvent(plugin_id, "process_exited", f"{_plural(gone)} exited, {len(now)} still running",
-                                         "low", {"pids": now, "exited_pids": gone}))
-        if new:
-            events.append(LifecycleEvent(plugin_id, "process_spawned", f"{_plural(new)} started, {len(now)} running",
-                                         "info", {"pids": now, "new_pids": new}))
-        return events
+        return []  # some of several processes came or went: process.count shows it, an event each would be a storm
+
+    @staticmethod
+    def _since_stored(plugin_id: str, stored: StoredLifecycle, now: list[int],
+                      problem: str | None) -> list[LifecycleEvent]:
+        """The first tick of a daemon that finds the plugin in the store already."""
+        was_up = stored.status == "active"
+        if not now:
+            if not was_up:
+                return []
+            why = f": {problem}" if problem else ""
+            return [LifecycleEvent(plugin_id, "not_found", f"no process matches {plugin_id}{why}", "medium",
+                                   {"pids": [], "problem": problem,
+                                    "previous_pids": sorted(stored.pids) if stored.pids else None})]
+        if was_up and stored.pids == frozenset(now):
+            return []
+        if was_up and stored.pids:
+            old = sorted(stored.pids)
+            return [LifecycleEvent(plugin_id, "restarted",
+                                   f"restarted while pmon was not watching ({_plural(old)} -> {_plural(now)})",
+                                   "medium", {"pids": now, "previous_pids": old})]
+        return [LifecycleEvent(plugin_id, "started", f"found running ({_plural(now)})", "info",
+                               {"pids": now, "already_running": True})]

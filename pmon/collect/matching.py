@@ -128,7 +128,7 @@ class ProcessTable:
         processes: dict[int, ProcessInfo] = {}
         clock = time.monotonic()
         wall = time.time()
-        boot = _boot_time()
+        boot = boot_time_once()
         changed = False
         full = clock - self._full_scan_at >= FULL_SCAN_SECONDS
         if full:
@@ -142,7 +142,7 @@ class ProcessTable:
                     and clock - info.cmdline_read_at <= CMDLINE_MAX_AGE_SECONDS):
                 processes[pid] = info  # settled and known: its pid, name and parent are as last read
                 continue
-            stat = _read_stat(pid)
+            stat = read_stat(pid)
             if stat is None:
                 continue
             comm, state, ppid, start_ticks = stat
@@ -246,11 +246,12 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @functools.lru_cache(maxsize=1)
-def _boot_time() -> float:
+def boot_time_once() -> float:
+    """The boot time, read once: process keys stay comparable even if the wall clock is stepped later."""
     return psutil.boot_time()  # the same base psutil's create_time() adds, so keys agree with the sampler's
 
 
-def _read_stat(pid: int) -> tuple[str, str, int, int] | None:
+def read_stat(pid: int) -> tuple[str, str, int, int] | None:
     """(comm, state, ppid, start time in clock ticks) from /proc/PID/stat; None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from pmon.collect.matching import ProcessKey
+from pmon.collect.matching import ProcessKey, boot_time_once, read_stat
 
 FDS_EVERY_SECONDS = 5.0
 """Open file descriptors are counted (a directory listing, the costliest read) at most this often."""
@@ -220,13 +220,22 @@ class ProcessSampler:
 
     def _track(self, key: ProcessKey) -> _Tracked | None:
         """A Process for the key, or None when that pid is gone or now another process."""
+        start = None
         try:
-            proc = psutil.Process(key[0])
-            if abs(proc.create_time() - key[1]) > 0.005:  # psutil's create_time is exact to 10 ms
-                return None
+            if _PROC_STAT:
+                # Against the boot time the table used, read once: psutil re-reads it, and after the
+                # wall clock is stepped (NTP at boot, a VM resumed) its create_time() no longer matches.
+                start = round((key[1] - boot_time_once()) * _CLOCK_TICKS)
+                stat = read_stat(key[0])
+                if stat is None or stat[3] != start:
+                    return None
+                proc = psutil.Process(key[0])
+            else:
+                proc = psutil.Process(key[0])
+                if abs(proc.create_time() - key[1]) > 0.005:  # psutil's create_time is exact to 10 ms
+                    return None
         except psutil.Error:
             return None
-        start = round((key[1] - psutil.boot_time()) * _CLOCK_TICKS) if _PROC_STAT else None
         entry = _Tracked(proc, start)
         self._tracked[key] = entry
         return entry

@@ -50,11 +50,11 @@ def configure_logging(*, verbose: bool, log_file: Path | None) -> None:
     logger.propagate = False
 
 
-def detach() -> int | None:
+def detach(log_file: Path | None = None) -> int | None:
     """Double-fork away from the terminal.
 
-    Returns the read end of a pipe in the original process (None in the
-    daemon): the daemon writes one line to ``report_ready`` once it holds the
+    ``log_file`` receives the daemon's stderr. Returns the read end of a pipe
+    in the original process (None in the daemon): the daemon writes one line to ``report_ready`` once it holds the
     lock, so the command that started it can say whether it really started.
     """
     read, write = os.pipe()
@@ -67,9 +67,13 @@ def detach() -> int | None:
         os._exit(0)
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0, 1):
         os.dup2(null, fd)
     os.close(null)
+    # stderr goes to the log: whatever escapes logging (a crash in an extension, a fatal error) is kept
+    err = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_file else os.open(os.devnull, os.O_RDWR)
+    os.dup2(err, 2)
+    os.close(err)
     os.environ["PMON_READY_FD"] = str(write)
     return None
 

@@ -19,11 +19,11 @@ SEED_METRICS = frozenset(m.value for m in MetricType)
 
 # Which recorded series feed the disk_io / network_io dicts, and under which key.
 _IO_FIELDS = {
-    "disk_io": {"disk_io": "bytes_per_s", "process.disk_read_bps": "read_bytes_per_s",
-                "process.disk_write_bps": "write_bytes_per_s", "system.disk_read_bps": "read_bytes_per_s",
-                "system.disk_write_bps": "write_bytes_per_s"},
-    "network_io": {"network_io": "bytes_per_s", "system.net_recv_bps": "recv_bytes_per_s",
-                   "system.net_sent_bps": "sent_bytes_per_s"},
+    "disk_io": {"disk_io": "bytes_per_s", "process.disk_read_bytes_per_s": "read_bytes_per_s",
+                "process.disk_write_bytes_per_s": "write_bytes_per_s", "system.disk_read_bytes_per_s": "read_bytes_per_s",
+                "system.disk_write_bytes_per_s": "write_bytes_per_s"},
+    "network_io": {"network_io": "bytes_per_s", "system.net_recv_bytes_per_s": "recv_bytes_per_s",
+                   "system.net_sent_bytes_per_s": "sent_bytes_per_s"},
 }
 _IO_SOURCES = {name for fields in _IO_FIELDS.values() for name in fields}
 

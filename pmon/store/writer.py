@@ -194,9 +194,10 @@ class Writer:
         while not self._stopping:
             # Sleep until the next flush is due: producers nudge when a batch is full, flush() and
             # stop() set the event, so an idle writer wakes once per flush_interval, not 20 times a second.
-            self._wake.wait(min(MAX_SLEEP_SECONDS, max(MIN_SLEEP_SECONDS, last + self.flush_interval - time.monotonic())))
-            woken = self._wake.is_set()
-            self._wake.clear()
+            woken = self._wake.wait(min(MAX_SLEEP_SECONDS,
+                                        max(MIN_SLEEP_SECONDS, last + self.flush_interval - time.monotonic())))
+            if woken:  # cleared only after it was seen set: a flush() arriving now is never lost
+                self._wake.clear()
             now = time.monotonic()
             if woken or len(self.queue) >= self.batch_size or now - last >= self.flush_interval:
                 self._drain()

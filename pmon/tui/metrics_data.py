@@ -94,9 +94,9 @@ KINDS = {
 """Known metric types; error_rate is recorded as a 0-1 fraction and shown as a percentage."""
 
 
-# Custom metrics (`process.disk_read_bps`, `pmon.flush_ms`...) get a unit from their name's ending.
+# Custom metrics (`process.disk_read_bytes_per_s`, `pmon.flush_ms`...) get a unit from their name's ending.
 _SUFFIX_KINDS = (
-    ("_bps", MetricKind("", "B/s", _with_unit("B/s"), 1.0)),
+    ("_bytes_per_s", MetricKind("", "B/s", _with_unit("B/s"), 1.0)),
     ("_bytes", MetricKind("", "B", _with_unit("B"), 1.0)),
     ("_percent", MetricKind("", "%", lambda v: f"{v:.1f}%", 1.0)),
     ("_ms", MetricKind("", "ms", _milliseconds, 1.0)),

@@ -168,7 +168,7 @@ def test_daemon_samples_processes_matched_by_pid_cmdline_name_and_pidfile(tmp_pa
     assert max(values(db, "burner", "cpu_usage")[1:]) > 50
     memory = values(db, "allocator", "memory_usage")
     assert memory[-1] > memory[0] + 20, memory  # MiB: it allocates 5 MiB every 50 ms
-    wait_for(lambda: any(v > 0 for v in values(db, "writer", "process.disk_write_bps")), what="writer I/O")
+    wait_for(lambda: any(v > 0 for v in values(db, "writer", "process.disk_write_bytes_per_s")), what="writer I/O")
     assert values(db, "sleepy", "process.threads")[-1] >= 1
     assert values(db, "sleepy", "process.open_fds")[-1] >= 3
     for plugin in ("burner", "allocator", "sleepy", "writer"):
@@ -201,6 +201,8 @@ def test_a_killed_plugin_is_stopped_and_down_then_restarted(tmp_path: Path, chil
     assert time.monotonic() - killed_at < 10  # generous: two intervals are 0.6 s, plus the writer's flush
     stopped = [e for e in events(db, "worker") if e[0] == "stopped"]
     assert stopped[0][1] == "high" and stopped[0][2]["previous_pids"] == [first.pid]
+    wait_for(lambda: values(db, "worker", "process.count")[-1:] == [0.0], what="a process count of 0")
+    assert values(db, "worker", "cpu_usage")[-1] == 0.0  # the overview's latest figures say it is gone
 
     second = children.sleeper("pmon-test-restartable")
     wait_for(lambda: status(db, "worker") == "active", what="worker active again")
@@ -260,6 +262,17 @@ def test_once_samples_snapshots_and_exits(tmp_path: Path, children: Children, da
     assert cpu > 30 and memory > 1
     assert set(json.loads(disk_io)) == {"bytes_per_s", "read_bytes_per_s", "write_bytes_per_s"}
     assert json.loads(custom)["process.threads"] >= 1
+
+    again = Daemon(db, config, "--once")  # as from cron: the store remembers, nothing new to announce
+    daemons.append(again)
+    assert again.proc.wait(30) == 0, again.stderr
+    assert [e[0] for e in events(db, "burner")] == ["started"]
+    proc.kill()
+    proc.wait()
+    third = Daemon(db, config, "--once")
+    daemons.append(third)
+    assert third.proc.wait(30) == 0, third.stderr
+    assert [e[0] for e in events(db, "burner")] == ["started", "not_found"] and status(db, "burner") == "down"
 
 
 @pytest.mark.slow
@@ -353,13 +366,22 @@ def test_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().count("\n") == 0 and "set exactly one of" in done.stderr
 
 
+@pytest.mark.parametrize("extra", [(), ("--foreground",)])
+def test_a_bad_database_path_is_one_line_and_exit_2(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    done = subprocess.run([sys.executable, "-m", "pmon", "--db", str(tmp_path / "afile" / "x.db"), "collect", *extra],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "afile" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_detached_daemon_reports_its_pid_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = write_config(tmp_path / "pmon.toml", "")
     db = tmp_path / "pmon.db"
     done = subprocess.run([sys.executable, "-m", "pmon", "--db", str(db), "--config", str(config), "collect"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "started, pid" in done.stdout and "collect.log" in done.stdout
+    assert "started, pid" in done.stdout and "pmon.db.collect.log" in done.stdout
     pid = int((tmp_path / "pmon.db.collect.lock").read_text())
     try:
         wait_for(lambda: values(db, "system", "cpu_usage"), what="detached daemon sampling")
@@ -372,7 +394,7 @@ def test_detached_daemon_reports_its_pid_and_stops_on_sigterm(tmp_path: Path) ->
     finally:
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not _alive(pid), what="detached daemon gone")
-    assert "stopped" in (tmp_path / "collect.log").read_text()
+    assert "stopped" in (tmp_path / "pmon.db.collect.log").read_text()
 
 
 def _alive(pid: int) -> bool:

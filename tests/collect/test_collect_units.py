@@ -53,7 +53,27 @@ def test_a_reused_pid_with_another_create_time_is_a_restart() -> None:
 def test_one_worker_of_several_exiting_is_not_a_stop() -> None:
     tracker = LifecycleTracker()
     tracker.update("a", frozenset({A, B}))
-    assert kinds(tracker.update("a", frozenset({A, C}))) == [("process_exited", "low"), ("process_spawned", "info")]
+    assert tracker.update("a", frozenset({A, C})) == []  # one worker replaced: process.count tells it, no event storm
+    assert kinds(tracker.update("a", frozenset({C}))) == []
+    assert kinds(tracker.update("a", frozenset({B}))) == [("restarted", "medium")]
+
+
+def test_a_restarted_daemon_reports_only_what_changed_while_it_was_away() -> None:
+    from pmon.store.lifecycle_queries import StoredLifecycle
+
+    tracker = LifecycleTracker()
+    tracker.seed({"same": StoredLifecycle("active", frozenset({101})), "moved": StoredLifecycle("active", frozenset({101})),
+                  "still_down": StoredLifecycle("down", None), "back": StoredLifecycle("down", frozenset()),
+                  "gone": StoredLifecycle("active", frozenset({101}))})
+    assert tracker.update("same", frozenset({A})) == []
+    (moved,) = tracker.update("moved", frozenset({B}))
+    assert (moved.event_type, moved.data) == ("restarted", {"pids": [102], "previous_pids": [101]})
+    assert "while pmon was not watching" in moved.description
+    assert tracker.update("still_down", frozenset()) == []
+    assert kinds(tracker.update("back", frozenset({C}))) == [("started", "info")]
+    (gone,) = tracker.update("gone", frozenset(), problem="pid 101: not running")
+    assert (gone.event_type, gone.data["previous_pids"]) == ("not_found", [101])
+    assert kinds(tracker.update("gone", frozenset({A}))) == [("started", "info")]
 
 
 def test_forgotten_plugins_start_over() -> None:
@@ -70,7 +90,7 @@ def agg(plugin: str, metric: str, values: list[float]) -> WindowAggregate:
 def test_snapshot_fields_follow_the_seed() -> None:
     snaps = build_snapshots([
         agg("p", "cpu_usage", [10, 30]), agg("p", "memory_usage", [100, 120]), agg("p", "response_time", [5, 15, 40]),
-        agg("p", "error_rate", [0.1, 0.3]), agg("p", "process.disk_read_bps", [100, 300]),
+        agg("p", "error_rate", [0.1, 0.3]), agg("p", "process.disk_read_bytes_per_s", [100, 300]),
         agg("p", "process.threads", [4, 6]), agg("q", "throughput", [2.0, 4.0]), agg("q", "network_io", [10, 20]),
     ], window_seconds=60)
     p, q = snaps["p"], snaps["q"]
@@ -132,6 +152,8 @@ def test_log_text_shows_controls_as_escapes() -> None:
     ("[collector]\nsample_interval = 0.01\n", "sample_interval must be at least 0.1"),
     ("[retention]\nmax_db_mb = -1\n", "max_db_mb must be 0 or more"),
     ("[monitor]\nhost_plugin = 'a b'\n", "host_plugin must be a plugin id"),
+    ("[collector]\nsample_interval = inf\n", "sample_interval must be a finite number"),
+    ("[retention]\nprune_interval = 1e10\n", "prune_interval must be at most 86400 (a day)"),
 ])
 def test_bad_plugin_and_collector_tables_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:

@@ -400,7 +400,7 @@ def test_plotext_is_imported_only_when_the_metrics_tab_is_shown(store: Path) -> 
 def test_custom_metrics_get_the_unit_their_name_implies() -> None:
     from pmon.tui.metrics_data import metric_kind
 
-    assert metric_kind("process.disk_read_bps").format(2500) == "2.5kB/s"
+    assert metric_kind("process.disk_read_bytes_per_s").format(2500) == "2.5kB/s"
     assert metric_kind("pmon.flush_ms").unit == "ms" and metric_kind("pmon.db_size_bytes").unit == "B"
     assert metric_kind("process.ctx_switches_per_s").unit == "/s"
     assert metric_kind("process.threads").unit == "" and metric_kind("process.threads").name == "process.threads"
