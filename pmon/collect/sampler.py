@@ -242,16 +242,21 @@ class ProcessSampler:
 
     def _read(self, entry: _Tracked, now: float) -> bool:
         """Update the entry's counters and figures; False when the process has exited."""
-        if _PROC_STAT:
+        if _PROC_STAT and entry.start_ticks is not None:
             count_fds = now - entry.fds_at >= FDS_EVERY_SECONDS
-            counters = _read_proc(entry.proc.pid, entry.start_ticks, count_fds)
-            if counters is None:
-                return False
-            cpu, entry.rss, entry.threads, io, fds, ctx = counters
-            if count_fds:
-                entry.fds, entry.fds_at = fds, now
-            self._update(entry, now, cpu, io, ctx)
-            return True
+            try:
+                counters = _read_proc(entry.proc.pid, entry.start_ticks, count_fds)
+            except (ValueError, IndexError):  # a /proc that lays its files out otherwise: psutil knows more
+                entry.start_ticks = None
+                counters = None
+            if entry.start_ticks is not None:
+                if counters is None:
+                    return False
+                cpu, entry.rss, entry.threads, io, fds, ctx = counters
+                if count_fds:
+                    entry.fds, entry.fds_at = fds, now
+                self._update(entry, now, cpu, io, ctx)
+                return True
         proc = entry.proc
         try:
             with proc.oneshot():

@@ -156,12 +156,16 @@ class Writer:
         self._thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> bool:
-        """Commit what is queued, stop the thread, close the connection; False if rows remain."""
+        """Commit what is queued, stop the thread, close the connection; False if rows remain.
+
+        ``timeout`` bounds the whole stop, flush and join together.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         flushed = self.flush(timeout) if self._thread is not None else True
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if self._thread.is_alive():  # still committing: it finishes on its own, on its own connection
                 return False
             self._thread = None
