@@ -127,7 +127,7 @@ class Daemon:
                 on_ready()
             names = ", ".join(self.config.plugins) or "none configured"
             log.info("collecting into %s every %gs (pid %d); plugins: %s", self.db_path,
-                     self.config.collector.sample_interval, _pid(), escape_controls(names))
+                     self.config.collector.sample_interval, os.getpid(), escape_controls(names))
             self.collector.seed(self._stored_lifecycle())
             if once:
                 self._run_once()
@@ -298,7 +298,3 @@ class Daemon:
 def _heartbeat(config: Config) -> float:
     """Unchanged steady counts are recorded at least twice per snapshot window, so snapshots always hold them."""
     return min(STEADY_HEARTBEAT_SECONDS, config.collector.snapshot_interval / 2)
-
-
-def _pid() -> int:
-    return os.getpid()
