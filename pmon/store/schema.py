@@ -15,6 +15,13 @@ are drawn from, and what remains of a metric once its raw points are pruned),
 retention finds old ones without a full scan. ``metric_points`` gets no time
 index (it would add ~15 B to a ~56 B point): pruning walks the (series, time)
 index one series at a time.
+
+Version 3 adds alerting: ``alerts`` holds one row per alert episode (from its
+first breach to its resolution, with its ack), and a partial unique index
+allows at most one open (pending or firing) row per rule × plugin, so two
+evaluators racing on one file cannot open the same alert twice;
+``alert_silences`` holds the silences. Ids are AUTOINCREMENT: an id a user has
+seen (``pmon alerts ack ID``) never comes back as another alert.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(Exception):
@@ -145,8 +152,38 @@ CREATE TABLE IF NOT EXISTS pmon_state (
 CREATE INDEX IF NOT EXISTS performance_snapshots_time ON performance_snapshots (timestamp);
 """
 
+SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    plugin_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
+    value REAL,
+    threshold REAL NOT NULL,
+    severity TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    fired_at REAL,
+    resolved_at REAL,
+    acked_at REAL,
+    acked_by TEXT,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (rule, plugin_id) WHERE state IN ('pending', 'firing');
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, id);
+CREATE TABLE IF NOT EXISTS alert_silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    plugin TEXT NOT NULL DEFAULT '*',
+    until REAL NOT NULL,
+    created_at REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS alert_silences_until ON alert_silences (until);
+"""
+
 # Index i upgrades a version-i database to version i+1.
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
 
 
 def _describe(path: Path, exc: BaseException) -> StoreError:
