@@ -202,7 +202,7 @@ def last_start(conn: sqlite3.Connection, plugin_id: str) -> float | None:
     """When the plugin was last started or restarted (epoch seconds), or None."""
     row = conn.execute("SELECT max(timestamp) FROM plugin_events WHERE plugin_id = ? AND event_type IN (?, ?)",
                        (plugin_id, *STARTS)).fetchone()
-    return row[0]
+    return None if row[0] is None else float(row[0])
 
 
 def snapshot_before(conn: sqlite3.Connection, plugin_id: str, at: float) -> PerformanceSnapshot | None:
