@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,23 @@ def test_a_version_2_database_is_upgraded_to_3_with_its_data(tmp_path: Path) -> 
     assert conn.execute("SELECT value FROM pmon_state").fetchall() == [(42,)]
     assert announced(run(AlertEvaluator(RULES), conn, "web", "memory_usage", [600])) == [("firing", 1)]
     assert alert_store.firing_count(reader) == 1
+
+
+def test_a_version_1_database_is_upgraded_through_2_to_3(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(SCHEMA_V1)
+    old.execute("INSERT INTO plugin_logs (plugin_id, level, message, timestamp) VALUES ('web', 'info', 'kept', 1)")
+    old.execute("PRAGMA user_version = 1")
+    old.close()
+    conn = open_writer(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"metric_rollups_1m", "pmon_state", "alerts", "alert_silences"} <= tables
+    assert conn.execute("SELECT message FROM plugin_logs").fetchall() == [("kept",)]
+
+
+def test_alerting_imports_no_console_code() -> None:
+    code = ("import sys, pmon.analysis.alerting, pmon.store.alert_store; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich') or m.startswith('pmon.tui')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
