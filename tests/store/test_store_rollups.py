@@ -154,7 +154,7 @@ def test_a_version_1_database_is_upgraded_in_place_with_its_data(tmp_path: Path)
     old.close()
 
     conn = open_writer(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT count(*), sum(value) FROM metric_points").fetchone() == (600, sum(range(600)))
     assert conn.execute("SELECT message FROM plugin_logs").fetchall() == [("kept",)]
     assert rollup_watermark(conn) is None
