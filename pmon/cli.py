@@ -317,6 +317,134 @@ def prune(ctx: Context, older_than: float | None, as_json: bool) -> None:
         click.echo(report.summary())
 
 
+def _alert_row(alert: Any, now: float) -> dict[str, Any]:
+    return {"id": alert.id, "rule": alert.rule, "plugin_id": alert.plugin_id, "metric": alert.metric,
+            "state": str(alert.state), "value": alert.value, "threshold": alert.threshold, "severity": alert.severity,
+            "started_at": alert.started_at, "fired_at": alert.fired_at, "resolved_at": alert.resolved_at,
+            "acked_at": alert.acked_at, "acked_by": alert.acked_by, "reason": alert.reason}
+
+
+@main.group(invoke_without_command=True)
+@click.option("--state", type=click.Choice(["open", "pending", "firing", "resolved"]), default=None,
+              help="Only alerts in this state (default: all, newest first).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_context
+def alerts(click_ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
+    """Alerts of the [[alerts]] rules: pending, firing, resolved; ack and silence them.
+
+    The daemon (and a host with start_monitoring()) evaluates the rules; an
+    alert fires after its condition held for the rule's `for`, and resolves
+    only when the value crosses the rule's `clear` threshold.
+
+    \b
+    Examples:
+      pmon alerts --state firing
+      pmon alerts ack 12
+      pmon alerts silence cpu_hot --for 1h --reason "deploying"
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    from pmon.store import alert_store
+    from pmon.store.schema import open_reader
+
+    ctx = click_ctx.find_object(Context)
+    try:
+        conn = open_reader(ctx.db_path)
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    try:
+        found = alert_store.alerts(conn, state=state, limit=limit)
+        silences = alert_store.active_silences(conn, time.time())
+    finally:
+        conn.close()
+    now = time.time()
+    if as_json:
+        _emit_json([_alert_row(a, now) for a in found])
+        return
+    if not found:
+        click.echo("no alerts" + (f" in state {state}" if state else ""))
+    from pmon.plain_text import escape_controls
+
+    for a in found:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.fired_at or a.started_at))
+        acked = f"  acked by {escape_controls(a.acked_by or '?')}" if a.acked_at else ""
+        click.echo(f"{a.id:>5}  {str(a.state):<8}  {a.severity:<8}  {when}  {escape_controls(a.rule)}  "
+                   f"{escape_controls(a.plugin_id)}  {a.metric}={a.value:g} (threshold {a.threshold:g}){acked}")
+    for sil in silences:
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(sil.until))
+        click.echo(f"silenced: {escape_controls(sil.rule)} on {escape_controls(sil.plugin)} until {until}"
+                   + (f" ({escape_controls(sil.reason)})" if sil.reason else ""))
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", "who", default=None, help="Who acknowledges (default: $USER).")
+@pass_context
+def alerts_ack(ctx: Context, alert_id: int, who: str | None) -> None:
+    """Acknowledge a pending or firing alert: it shows as acked, and still resolves by itself.
+
+    \b
+    Example:
+      pmon alerts ack 12
+    """
+    import time
+
+    from pmon.store import alert_store
+    from pmon.store.schema import open_writer
+
+    try:
+        conn = open_writer(ctx.db_path, ctx.config.store.busy_timeout_ms)
+        try:
+            alert = alert_store.ack(conn, alert_id, time.time(), who or os.environ.get("USER") or "pmon")
+        finally:
+            conn.close()
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    click.echo(f"acked alert {alert.id}: {alert.rule} on {alert.plugin_id}")
+
+
+@alerts.command("silence")
+@click.argument("rule")
+@click.option("--for", "duration", required=True, metavar="DURATION", help="How long, e.g. 30m, 1h, 2d.")
+@click.option("--plugin", default="*", show_default=True, help="Only plugins matching this glob.")
+@click.option("--reason", default="", help="Shown next to the silence.")
+@pass_context
+def alerts_silence(ctx: Context, rule: str, duration: str, plugin: str, reason: str) -> None:
+    """Stop a rule notifying (events, callbacks) for a while; its alerts are still evaluated and listed.
+
+    \b
+    Example:
+      pmon alerts silence cpu_hot --for 1h --plugin 'billing*' --reason "deploying"
+    """
+    import time
+
+    from pmon.analysis.alert_rules import parse_duration
+    from pmon.store import alert_store
+    from pmon.store.schema import open_writer
+
+    names = [r.name for r in ctx.config.alerts]
+    if rule not in names:
+        raise UsageProblem(f"RULE: {rule!r} is not a rule in {ctx.config.file or 'the config'} "
+                           f"(rules: {', '.join(names) or 'none'})")
+    try:
+        seconds = parse_duration(duration, "--for")
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    try:
+        conn = open_writer(ctx.db_path, ctx.config.store.busy_timeout_ms)
+        try:
+            silence = alert_store.silence(conn, rule, time.time() + seconds, plugin=plugin, reason=reason)
+        finally:
+            conn.close()
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(silence.until))
+    click.echo(f"silenced {rule} on {plugin} until {until}")
+
+
 @main.command()
 @click.option("--headless", is_flag=True, help="Only simulate, printing what is written each second (no console).")
 @click.option("--duration", type=click.FloatRange(min=0), default=None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pmon.analysis.alert_rules import AlertRule, parse_rules
 from pmon.models import Severity
 from pmon.validate import PLUGIN_ID_PATTERN
 
@@ -132,6 +133,8 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     plugins: dict[str, PluginSpec] = field(default_factory=dict)
     """The ``[plugins.NAME]`` tables, by name."""
+    alerts: tuple[AlertRule, ...] = ()
+    """The ``[[alerts]]`` threshold rules."""
     file: Path | None = None
 
 
@@ -232,8 +235,15 @@ def parse(text: str, source: str = "<string>") -> Config:
         if name == "plugins":
             sections[name] = _plugin_specs(values, source)
             continue
+        if name == "alerts":
+            try:
+                sections[name] = parse_rules(values, source)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         if name not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{name}] (allowed: {', '.join([*SECTIONS, 'plugins.NAME'])})")
+            raise ConfigError(f"{source}: unknown section [{name}] "
+                              f"(allowed: {', '.join([*SECTIONS, 'plugins.NAME', '[alerts]'])})")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: {name} must be a table ([{name}])")
         sections[name] = build_section(SECTIONS[name], values, f"{source}: [{name}]")

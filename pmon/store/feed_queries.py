@@ -1,0 +1,60 @@
+"""What was recorded since the last look: new metric points and new lifecycle events, by id.
+
+The analysis runner (daemon or in-process) reads these each pass and feeds
+them to the detectors and alert rules, so analysis sees exactly what was
+stored, in the order it was stored, whoever recorded it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from pmon.models import LIFECYCLE_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class NewPoint:
+    """One stored metric point."""
+
+    id: int
+    plugin_id: str
+    metric_type: str
+    timestamp: float
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewLifecycleEvent:
+    """One stored lifecycle event (started / stopped / restarted / not_found)."""
+
+    id: int
+    plugin_id: str
+    event_type: str
+    timestamp: float
+    data: str | None
+
+
+def last_point_id(conn: sqlite3.Connection) -> int:
+    """The newest point's id (0 for none): where a runner that starts now begins."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM metric_points").fetchone()[0]
+
+
+def last_event_id(conn: sqlite3.Connection) -> int:
+    """The newest event's id (0 for none)."""
+    return conn.execute("SELECT coalesce(max(id), 0) FROM plugin_events").fetchone()[0]
+
+
+def points_after(conn: sqlite3.Connection, after_id: int, limit: int = 50_000) -> list[NewPoint]:
+    """Points with id > after_id, oldest first (a rowid range: cheap however large the table)."""
+    return [NewPoint(*row) for row in conn.execute(
+        "SELECT p.id, s.plugin_id, s.metric_type, p.ts_ms / 1000.0, p.value FROM metric_points p "
+        "JOIN metric_series s ON s.id = p.series_id WHERE p.id > ? ORDER BY p.id LIMIT ?", (after_id, limit))]
+
+
+def lifecycle_events_after(conn: sqlite3.Connection, after_id: int, limit: int = 10_000) -> list[NewLifecycleEvent]:
+    """Lifecycle events with id > after_id, oldest first."""
+    types = tuple(LIFECYCLE_STATUS)
+    return [NewLifecycleEvent(*row) for row in conn.execute(
+        f"SELECT id, plugin_id, event_type, timestamp, data FROM plugin_events WHERE id > ? "
+        f"AND event_type IN ({', '.join('?' * len(types))}) ORDER BY id LIMIT ?", (after_id, *types, limit))]
