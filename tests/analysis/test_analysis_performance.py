@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,10 @@ def test_nearest_rank_matches_the_usual_definition() -> None:
     assert LogHistogram().quantile(0.5) is None
     with pytest.raises(ValueError):
         LogHistogram().add(math.nan)
+
+
+def test_the_analyses_import_no_console_libraries() -> None:
+    code = ("import sys, pmon.analysis.trends, pmon.analysis.performance, pmon.analysis.baseline, "
+            "pmon.analysis.errors, pmon.analysis.analysis_bench; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
