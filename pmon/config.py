@@ -103,6 +103,18 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """The live detectors and alert rules (run by `pmon collect`, or in-process without a daemon)."""
+
+    interval: float = 10.0
+    """Seconds between analysis passes over what was recorded since the last one."""
+    warmup: float = 3600.0
+    """Seconds of stored history fed to the detectors at start, so their windows are full at once."""
+    in_process: bool = True
+    """After ``start_monitoring()``, a host application analyses when no daemon collects into its database."""
+
+
+@dataclass(frozen=True)
 class PluginSpec:
     """How ``[plugins.NAME]`` finds a plugin's processes; exactly one way of matching."""
 
@@ -135,15 +147,18 @@ class Config:
     """The ``[plugins.NAME]`` tables, by name."""
     alerts: tuple[AlertRule, ...] = ()
     """The ``[[alerts]]`` threshold rules."""
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    detectors: Any = None
+    """The ``[detectors.*]`` settings (``pmon.analysis.detectors.settings.DetectorSettings``); None: the defaults."""
     file: Path | None = None
 
 
 SECTIONS: dict[str, type] = {"store": StoreConfig, "monitor": MonitorConfig, "ui": UIConfig,
-                             "collector": CollectorConfig, "retention": RetentionConfig}
+                             "collector": CollectorConfig, "retention": RetentionConfig, "analysis": AnalysisConfig}
 
 _POSITIVE = {"busy_timeout_ms", "batch_size", "max_buffer", "metrics_cache", "logs_cache", "events_cache",
              "max_text_bytes", "flush_interval", "refresh_interval", "sample_interval", "snapshot_interval",
-             "days", "minute_rollup_days", "rollup_days", "prune_interval", "max_lock_ms"}
+             "days", "minute_rollup_days", "rollup_days", "prune_interval", "max_lock_ms", "interval", "warmup"}
 
 
 _AT_MOST = {
@@ -152,6 +167,7 @@ _AT_MOST = {
     "prune_interval": (86400.0, "a day"), "days": (36500.0, "a hundred years"),
     "minute_rollup_days": (36500.0, "a hundred years"), "rollup_days": (36500.0, "a hundred years"),
     "max_lock_ms": (60000.0, "a minute"), "max_db_mb": (1e9, "a petabyte"),
+    "interval": (3600.0, "an hour"), "warmup": (30 * 86400.0, "30 days"),
 }
 """Upper bounds, so a typo (``1e10``) is an error here rather than an overflow in a timer months later."""
 
@@ -235,6 +251,11 @@ def parse(text: str, source: str = "<string>") -> Config:
         if name == "plugins":
             sections[name] = _plugin_specs(values, source)
             continue
+        if name == "detectors":
+            from pmon.analysis.detectors.settings import settings_from_toml  # it builds on this module
+
+            sections[name] = settings_from_toml(values, source)
+            continue
         if name == "alerts":
             try:
                 sections[name] = parse_rules(values, source)
@@ -243,7 +264,7 @@ def parse(text: str, source: str = "<string>") -> Config:
             continue
         if name not in SECTIONS:
             raise ConfigError(f"{source}: unknown section [{name}] "
-                              f"(allowed: {', '.join([*SECTIONS, 'plugins.NAME', '[alerts]'])})")
+                              f"(allowed: {', '.join([*SECTIONS, 'plugins.NAME', 'detectors.NAME', '[alerts]'])})")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: {name} must be a table ([{name}])")
         sections[name] = build_section(SECTIONS[name], values, f"{source}: [{name}]")

@@ -75,6 +75,8 @@ class Daemon:
         self._wakeup = threading.Event()
         self._reader: sqlite3.Connection | None = None
         self._retention: threading.Thread | None = None
+        self._analysis: threading.Thread | None = None
+        self._reanalyse = threading.Event()
         self._failure_logged_at = -FAILURE_LOG_SECONDS
         self.started_at = time.time()
         self.stop_reason: str | None = None
@@ -133,6 +135,7 @@ class Daemon:
                 self._run_once()
             else:
                 self._start_retention()
+                self._start_analysis()
                 self._loop()
         except Exception:  # never a silent death: a detached daemon has only its log
             log.exception("the daemon failed; stopping")
@@ -249,6 +252,7 @@ class Daemon:
             self.self_monitor = SelfMonitor(self.monitor)
         elif not new.collector.self_monitoring:
             self.self_monitor = None
+        self._reanalyse.set()
         self.stats.reloads += 1
         log.info("reloaded %s: plugins: %s", file or "defaults", escape_controls(", ".join(new.plugins) or "none"))
 
@@ -274,6 +278,40 @@ class Daemon:
             if report.deleted_total:
                 log.info("retention: %s", report.summary())
 
+    # -- analysis ---------------------------------------------------------------
+
+    def _start_analysis(self) -> None:
+        self._analysis = threading.Thread(target=self._analysis_loop, name="pmon-analysis", daemon=True)
+        self._analysis.start()
+
+    def _analysis_loop(self) -> None:
+        from pmon.analysis.runner import AnalysisRunner  # the daemon's own import stays light
+
+        runner = AnalysisRunner(self.monitor, self.db_path, self.config.detectors, self.config.alerts,
+                                warmup=self.config.analysis.warmup, busy_timeout_ms=self.config.store.busy_timeout_ms)
+        logged_at = -FAILURE_LOG_SECONDS
+        pause = 1.0
+        while not self._stop.wait(pause):
+            pause = self.config.analysis.interval
+            if self._reanalyse.is_set():
+                self._reanalyse.clear()
+                runner.configure(self.config.detectors, self.config.alerts)
+            try:
+                report = runner.run_pass()
+            except Exception as exc:  # storage busy, a detector bug: sampling goes on, the next pass retries
+                now = time.monotonic()
+                if now - logged_at >= FAILURE_LOG_SECONDS:
+                    logged_at = now
+                    log.warning("analysis pass failed (%s: %s); retrying every %gs", type(exc).__name__, exc, pause,
+                                exc_info=not isinstance(exc, (sqlite3.Error, StoreError)))
+                continue
+            if report.findings or report.transitions:
+                log.info("analysis: %d findings, %d alert changes from %d points", report.findings,
+                         report.transitions, report.points)
+            if self.self_monitor is not None:
+                self.self_monitor.last_analysis_ms = report.seconds * 1000
+        runner.close()
+
     # -- shutdown ---------------------------------------------------------------
 
     def _shutdown(self) -> bool:
@@ -281,8 +319,9 @@ class Daemon:
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         self._stop.set()
         self._wakeup.set()
-        if self._retention is not None:
-            self._retention.join(max(0.0, min(1.0, deadline - time.monotonic())))
+        for thread in (self._retention, self._analysis):
+            if thread is not None:
+                thread.join(max(0.0, min(1.0, deadline - time.monotonic())))
         self._close_reader()
         written = self.monitor.stop_monitoring(timeout=max(0.1, deadline - time.monotonic()))
         self.lock.release()

@@ -41,6 +41,8 @@ class SelfMonitor:
         self._at: float | None = None
         self.last_prune_lock_ms: float | None = None
         """Longest write-lock hold of the last retention pass, set by the daemon."""
+        self.last_analysis_ms: float | None = None
+        """How long the last analysis pass took, set by the daemon."""
 
     @staticmethod
     def _own_key() -> tuple[int, float]:
@@ -62,6 +64,7 @@ class SelfMonitor:
             "pmon.db_size_bytes": database_bytes(self.monitor.db_path),
             "pmon.sample_ms": tick_seconds * 1000,
             "pmon.prune_max_lock_ms": self.last_prune_lock_ms,
+            "pmon.analysis_ms": self.last_analysis_ms,
         }
         if self._rows_before is not None and self._at is not None and now > self._at:
             figures["pmon.rows_written_per_s"] = (rows - self._rows_before) / (now - self._at)

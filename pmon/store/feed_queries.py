@@ -7,8 +7,10 @@ stored, in the order it was stored, whoever recorded it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from pmon.models import LIFECYCLE_STATUS
 
@@ -33,6 +35,19 @@ class NewLifecycleEvent:
     event_type: str
     timestamp: float
     data: str | None
+
+    def data_dict(self) -> dict[str, Any] | None:
+        """The event's data as a dict (None when absent or not a JSON object)."""
+        try:
+            value = json.loads(self.data) if self.data else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
+def down_plugins(conn: sqlite3.Connection) -> set[str]:
+    """Plugins whose stored status is down (their alerts are muted)."""
+    return {plugin for (plugin,) in conn.execute("SELECT id FROM plugins WHERE status = 'down'")}
 
 
 def last_point_id(conn: sqlite3.Connection) -> int:

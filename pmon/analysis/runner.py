@@ -1,0 +1,178 @@
+"""The live analysis pass: what was stored since the last pass, through the detectors and the alert rules.
+
+The daemon runs it on its own thread every ``[analysis] interval``; a host
+application runs it after ``start_monitoring()`` when no daemon collects into
+the same database (one analyser per database, or findings would double).
+It reads the store, not the recording hot path, so it sees every writer's rows
+and costs the plugins nothing. Detector findings and alert transitions are
+recorded as events of category ``alert`` (event types ``alert_<detector>``,
+``alert_<detector>_resolved``, ``alert_firing``, ``alert_resolved``), which
+also passes them to the alert callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pmon.analysis.alert_rules import AlertRule
+from pmon.analysis.alerting import AlertEvaluator
+from pmon.analysis.detectors.backtest import replay
+from pmon.analysis.detectors.engine import DetectorEngine
+from pmon.analysis.detectors.finding import Finding
+from pmon.analysis.detectors.settings import DetectorSettings
+from pmon.store import alert_store, feed_queries
+from pmon.store.schema import StoreError, open_reader, open_writer
+
+if TYPE_CHECKING:
+    from pmon.monitor import Monitor
+
+log = logging.getLogger("pmon.analysis")
+
+BATCH = 50_000
+
+
+@dataclass
+class PassReport:
+    """What one pass read and recorded."""
+
+    points: int = 0
+    events: int = 0
+    findings: int = 0
+    transitions: int = 0
+    seconds: float = 0.0
+
+
+def finding_event(finding: Finding) -> tuple[str, str, str, str, dict]:
+    """``record_event`` arguments for a finding: its opening is an alert, its closing the resolution."""
+    data = {"detector": finding.detector, "metric": finding.metric, "start": finding.start, "end": finding.end,
+            **finding.evidence}
+    if finding.end is None:
+        return finding.plugin_id, f"alert_{finding.detector}", finding.summary, finding.severity, data
+    return (finding.plugin_id, f"alert_{finding.detector}_resolved", f"resolved: {finding.summary}", "info", data)
+
+
+class AnalysisRunner:
+    """Detectors and alert rules over one database, fed by id from where the last pass stopped."""
+
+    def __init__(self, monitor: Monitor, db_path: Path, detectors: DetectorSettings | None,
+                 rules: tuple[AlertRule, ...], *, warmup: float = 3600.0, busy_timeout_ms: int = 5000) -> None:
+        self.monitor = monitor
+        self.db_path = db_path
+        self.settings = detectors or DetectorSettings()
+        self.rules = rules
+        self.warmup = warmup
+        self.busy_timeout_ms = busy_timeout_ms
+        self.engine = DetectorEngine(self.settings)
+        self.evaluator = AlertEvaluator(rules)
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._point_id: int | None = None
+        self._event_id = 0
+
+    def configure(self, detectors: DetectorSettings | None, rules: tuple[AlertRule, ...]) -> None:
+        """Apply a reloaded config: detectors start afresh (warmed again); alert state carries over."""
+        self.settings = detectors or DetectorSettings()
+        self.engine = DetectorEngine(self.settings)
+        self.rules = rules
+        self.evaluator = AlertEvaluator(rules)
+        if self._writer is not None:
+            self._record_transitions(self.evaluator.load_state(alert_store.open_alerts(self._writer)))
+        self._point_id = None  # warm up again
+
+    def close(self) -> None:
+        """Close the connections (a later pass opens them again)."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+        self._reader = self._writer = None
+
+    def run_pass(self, now: float | None = None) -> PassReport:
+        """One pass; storage trouble is logged by the caller and retried next pass (connections reopen)."""
+        started = time.perf_counter()
+        now = time.time() if now is None else now
+        report = PassReport()
+        try:
+            self._pass(now, report)
+        except (sqlite3.Error, StoreError):
+            self.close()
+            raise
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _pass(self, now: float, report: PassReport) -> None:
+        if self._reader is None:
+            self._reader = open_reader(self.db_path)
+        if self._writer is None:
+            self._writer = open_writer(self.db_path, self.busy_timeout_ms)
+            self._record_transitions(self.evaluator.load_state(alert_store.open_alerts(self._writer)))
+        conn = self._reader
+        conn.execute("BEGIN")  # one snapshot for the whole read
+        try:
+            if self._point_id is None:
+                self._warm_up(conn, now)
+            points, events = self._read_new(conn)
+            down = feed_queries.down_plugins(conn)
+        finally:
+            conn.execute("COMMIT")
+        report.points, report.events = len(points), len(events)
+        findings: list[Finding] = []
+        items = sorted([(p.timestamp, 1, i) for i, p in enumerate(points)]
+                       + [(e.timestamp, 0, i) for i, e in enumerate(events)])
+        for _, kind, index in items:
+            if kind == 0:
+                e = events[index]
+                findings.extend(self.engine.feed_event(e.plugin_id, e.event_type, e.timestamp, e.data_dict()))
+            else:
+                p = points[index]
+                findings.extend(self.engine.feed_points(p.plugin_id, p.metric_type, ((p.timestamp, p.value),)))
+        for finding in findings:
+            plugin_id, event_type, description, severity, data = finding_event(finding)
+            self.monitor.record_event(plugin_id, event_type, description, severity, data, timestamp=finding.end
+                                      or finding.start)
+        report.findings = len(findings)
+        if self.rules:
+            transitions = self.evaluator.evaluate(
+                now, ((p.plugin_id, p.metric_type, p.timestamp, p.value) for p in points), down,
+                alert_store.active_silences(self._writer, now))
+            report.transitions = self._record_transitions(transitions)
+
+    def _warm_up(self, conn: sqlite3.Connection, now: float) -> None:
+        """Feed the last ``warmup`` seconds so detectors have their windows at once; nothing is recorded."""
+        self._point_id = feed_queries.last_point_id(conn)
+        self._event_id = feed_queries.last_event_id(conn)
+        for _ in replay(conn, self.settings, since=now - self.warmup, engine=self.engine):
+            pass  # episodes already under way when pmon starts are not announced again
+
+    def _read_new(self, conn: sqlite3.Connection) -> tuple[list[feed_queries.NewPoint],
+                                                           list[feed_queries.NewLifecycleEvent]]:
+        points: list[feed_queries.NewPoint] = []
+        while True:
+            batch = feed_queries.points_after(conn, self._point_id or 0, BATCH)
+            points.extend(batch)
+            if batch:
+                self._point_id = batch[-1].id
+            if len(batch) < BATCH:
+                break
+        events = feed_queries.lifecycle_events_after(conn, self._event_id)
+        if events:
+            self._event_id = events[-1].id
+        return points, events
+
+    def _record_transitions(self, transitions: list) -> int:
+        if not transitions or self._writer is None:
+            return 0
+        ids = alert_store.save_transitions(self._writer, transitions)
+        for transition, alert_id in zip(transitions, ids):
+            if transition.notify and alert_id is not None:
+                self.monitor.record_event(transition.plugin_id, transition.event_type, transition.description,
+                                          transition.severity, transition.event_data(alert_id),
+                                          timestamp=transition.at)
+        return len(transitions)
