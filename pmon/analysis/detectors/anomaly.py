@@ -10,10 +10,14 @@ last n samples must be anomalous, so a lone outlier (a GC pause) is not one;
 the episode ends when none of the last n is.
 
 When more than half the window holds one value, MAD is 0 (a constant series, an
-idle plugin's throughput). Then the scale is the larger of the mean absolute
-deviation (x 1.2533, a normal's sigma) and the window's range / threshold, so a
-value the window has already held is never anomalous; in a perfectly constant
-window any other value is.
+idle plugin's throughput). Then the scale is the mean absolute deviation from
+the median (x 1.2533, a normal's sigma); in a perfectly constant window the
+median itself scores 0 and any other value an infinite z (capped in evidence),
+so a constant series never alarms and a jump from it does.
+
+A change must also be at least ``min_change`` of the median: with a quiet
+window, MAD is small enough that a wobble of a few percent scores far beyond
+3.5 without meaning anything.
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ class AnomalyDetector:
             scale = mad / 0.6745
         else:
             mean_ad = sum(abs(v - median) for v in ordered) / len(ordered)
-            scale = max(1.2533 * mean_ad, (ordered[-1] - ordered[0]) / self.settings.threshold)
+            scale = 1.2533 * mean_ad
         if scale > 0:
             return (value - median) / scale, median, scale
         return (0.0 if value == median else math.copysign(math.inf, value - median)), median, scale
