@@ -441,6 +441,26 @@ def run_retention_bench(rows: int = 10_000_000, repeats: int = 5,
     ]
 
 
+def run_analysis_bench(rows: int = 1_000_000, repeats: int = 5,
+                       progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Performance statistics over ``rows`` response times and each detector's per-sample update (`--analysis`)."""
+    from pmon.analysis.analysis_bench import bench_performance
+    from pmon.analysis.detectors.detector_bench import bench_detectors
+
+    say = progress or (lambda _: None)
+    say(f"performance statistics over {rows:,} response times (building the store first)")
+    perf = bench_performance(rows=rows, repeats=repeats)
+    label = f"{rows / 1e6:g} M" if rows >= 1_000_000 else f"{rows:,}"
+    results = [BenchResult(f"performance statistics (p50/p95/p99, error rate, uptime), {label} points",
+                           perf["performance_ms"], "ms", perf["baseline_ms"],
+                           "ORDER BY value and a Python quantile over the same points", "≤ 200 ms",
+                           perf["performance_ms"] <= 200)]
+    say("detectors: microseconds per sample update")
+    for name, us in bench_detectors(repeats=repeats).items():
+        results.append(BenchResult(f"detector update: {name}", us, "µs", None, "-", "≤ 50 µs", us <= 50))
+    return results
+
+
 def render_table(results: list[BenchResult]) -> str:
     """The human table: figure, value, baseline, ratio, target, met; the baseline's name below each row."""
     header = f"{'figure':<56} {'pmon':>18} {'baseline':>18} {'ratio':>7}  {'target':<22} met"

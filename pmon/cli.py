@@ -169,8 +169,9 @@ def tui(ctx: Context, db: str | None, config_file: str | None) -> None:
 @click.option("--sampler", is_flag=True, help="Measure the daemon's sampling: cost per process, CPU at 100 processes.")
 @click.option("--retention", is_flag=True,
               help="Measure pruning and rollups on a store of --rows rows (use --rows 10000000 for the target figures).")
+@click.option("--analysis", is_flag=True, help="Measure performance statistics over --rows points and the detectors.")
 def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, drill_rows: int, sampler: bool,
-          retention: bool) -> None:
+          retention: bool, analysis: bool) -> None:
     """Measure the recording and query paths (or, with --console, the console) against baselines in the same run.
 
     \b
@@ -179,14 +180,18 @@ def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, dr
       pmon bench --console
       pmon bench --sampler
       pmon bench --retention --rows 10000000
+      pmon bench --analysis
     """
-    from pmon.bench import render_table, run_bench, run_console_bench, run_retention_bench, run_sampler_bench
+    from pmon.bench import (render_table, run_analysis_bench, run_bench, run_console_bench, run_retention_bench,
+                            run_sampler_bench)
 
-    if console + sampler + retention > 1:
-        raise UsageProblem("--console, --sampler, --retention: choose one")
+    if console + sampler + retention + analysis > 1:
+        raise UsageProblem("--console, --sampler, --retention, --analysis: choose one")
     progress = None if as_json else lambda m: click.echo(m, err=True)
     if sampler:
         results = run_sampler_bench(repeats=repeats, progress=progress)
+    elif analysis:
+        results = run_analysis_bench(rows=rows, repeats=repeats, progress=progress)
     elif retention:
         results = run_retention_bench(rows=rows, repeats=repeats, progress=progress)
     elif console:
