@@ -39,10 +39,14 @@ def _tagged(series_index: int, plugin_id: str, metric: str, points: Iterator[tup
 
 
 def replay(conn: sqlite3.Connection, settings: DetectorSettings | None = None, plugin_id: str | None = None,
-           since: float | None = None, until: float | None = None) -> Iterator[Finding]:
-    """Every finding as the live engine emits it (an episode's opening, then its closing), in replay order."""
-    settings = settings or DetectorSettings()
-    engine = DetectorEngine(settings)
+           since: float | None = None, until: float | None = None,
+           engine: DetectorEngine | None = None) -> Iterator[Finding]:
+    """Every finding as the live engine emits it (an episode's opening, then its closing), in replay order.
+
+    ``engine``: feed this one (the live runner warms its engine up this way) instead of a fresh one.
+    """
+    settings = settings or (engine.settings if engine is not None else DetectorSettings())
+    engine = engine if engine is not None else DetectorEngine(settings)
     events = ((e.timestamp, _EVENT, i, e.plugin_id, e.event_type, e.data)
               for i, e in enumerate(lifecycle_history(conn, plugin_id, since, until)))
     streams = [_tagged(i, s.plugin_id, s.metric_type, series_points(conn, s.series_id, since, until))
