@@ -45,6 +45,7 @@ from pmon.models import (
 from pmon.store.writer import Writer, WriterStats
 
 if TYPE_CHECKING:
+    from pmon.analysis.runner import AnalysisThread
     from pmon.collect.host_sampler import HostSampler
     from pmon.collect.threads import ThreadRegistration, ThreadRegistry
 
@@ -137,6 +138,7 @@ class Monitor:
         self._last_stats: WriterStats | None = None
         self._created_in_pid = os.getpid()
         self._host_sampler: HostSampler | None = None
+        self._analysis: AnalysisThread | None = None
         self._threads: ThreadRegistry | None = None
         _after_fork_hooks.add(self)
 
@@ -190,10 +192,17 @@ class Monitor:
 
         Sampling (every ``sample_interval``, unless 0 or ``sample=False``) records
         the host process as plugin ``host_plugin`` and the CPU of every thread
-        registered with ``register_thread``.
+        registered with ``register_thread``. Unless ``sample=False`` or
+        ``[analysis] in_process = false``, the detectors and ``[[alerts]]`` rules
+        also run here while no `pmon collect` daemon collects into the database.
         """
         self._ensure_writer()
         self._monitoring = True
+        if sample and self.config.analysis.in_process and self._analysis is None:
+            from pmon.analysis.runner import AnalysisThread
+
+            self._analysis = AnalysisThread(self, self.db_path, self.config, yield_to_daemon=True)
+            self._analysis.start()
         if sample and self.settings.sample_interval > 0:
             registry = self.threads
             with self._lock:
@@ -232,6 +241,9 @@ class Monitor:
         sampler, self._host_sampler = self._host_sampler, None
         if sampler is not None:
             sampler.stop(timeout)
+        analysis, self._analysis = self._analysis, None
+        if analysis is not None:
+            analysis.stop(timeout)
         with self._lock:
             writer, self._writer, self._queue = self._writer, None, None
         done = writer.stop(timeout) if writer is not None else True
@@ -440,6 +452,7 @@ class Monitor:
         self._alerts, self._alert_thread = None, None
         self._started_at = None
         self._host_sampler = None  # its thread did not survive the fork; start_monitoring() starts one
+        self._analysis = None
 
 
 class _ForkHooks:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +31,13 @@ from pmon.store import alert_store, feed_queries
 from pmon.store.schema import StoreError, open_reader, open_writer
 
 if TYPE_CHECKING:
+    from pmon.config import Config
     from pmon.monitor import Monitor
 
 log = logging.getLogger("pmon.analysis")
 
 BATCH = 50_000
+LOG_AGAIN_SECONDS = 60.0
 
 
 @dataclass
@@ -176,3 +180,77 @@ class AnalysisRunner:
                                           transition.severity, transition.event_data(alert_id),
                                           timestamp=transition.at)
         return len(transitions)
+
+
+class AnalysisThread:
+    """Runs a pass every ``[analysis] interval`` on its own thread until stopped; never raises.
+
+    The daemon runs one; so does a host after ``start_monitoring()``, but only
+    while no daemon collects into the same database (``yield_to_daemon``).
+    """
+
+    def __init__(self, monitor: Monitor, db_path: Path, config: Config, *, yield_to_daemon: bool = False,
+                 on_report: Callable[[PassReport], None] | None = None) -> None:
+        self.config = config
+        self.runner = AnalysisRunner(monitor, db_path, config.detectors, config.alerts,
+                                     warmup=config.analysis.warmup, busy_timeout_ms=config.store.busy_timeout_ms)
+        self.yield_to_daemon = yield_to_daemon
+        self.on_report = on_report
+        self.failures = 0
+        """Passes that failed (logged at most once a minute)."""
+        self._stop = threading.Event()
+        self._reconfigure: Config | None = None
+        self._thread: threading.Thread | None = None
+        self._logged_at = -LOG_AGAIN_SECONDS
+
+    def start(self) -> None:
+        """Start the thread (idempotent); the first pass a second later."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="pmon-analysis", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop after the current pass and close the connections."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def reconfigure(self, config: Config) -> None:
+        """Use a reloaded config from the next pass (thread-safe)."""
+        self._reconfigure = config
+
+    def _run(self) -> None:
+        pause = 1.0
+        while not self._stop.wait(pause):
+            pause = self.config.analysis.interval
+            config, self._reconfigure = self._reconfigure, None
+            if config is not None:
+                self.config = config
+                self.runner.configure(config.detectors, config.alerts)
+            if self.yield_to_daemon and _daemon_collects(self.runner.db_path):
+                self.runner.close()
+                continue
+            try:
+                report = self.runner.run_pass()
+            except Exception as exc:  # storage busy, a detector bug: recording goes on, the next pass retries
+                self.failures += 1
+                now = time.monotonic()
+                if now - self._logged_at >= LOG_AGAIN_SECONDS:
+                    self._logged_at = now
+                    log.warning("pmon: analysis pass failed (%s: %s); retrying every %gs", type(exc).__name__, exc,
+                                pause, exc_info=not isinstance(exc, (sqlite3.Error, StoreError)))
+                continue
+            if report.findings or report.transitions:
+                log.info("analysis: %d findings, %d alert changes from %d points", report.findings,
+                         report.transitions, report.points)
+            if self.on_report is not None:
+                self.on_report(report)
+        self.runner.close()
+
+
+def _daemon_collects(db_path: Path) -> bool:
+    from pmon.collect.daemon_lock import running_daemon
+
+    return running_daemon(db_path) is not None

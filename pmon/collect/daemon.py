@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pmon.collect.collector import STEADY_HEARTBEAT_SECONDS, Collector
 from pmon.collect.daemon_lock import DaemonLock
@@ -29,6 +30,9 @@ from pmon.plain_text import escape_controls
 from pmon.store.schema import StoreError, open_reader, open_writer
 from pmon.store.lifecycle_queries import StoredLifecycle, stored_lifecycle
 from pmon.store.window_queries import window_aggregates
+
+if TYPE_CHECKING:
+    from pmon.analysis.runner import AnalysisThread, PassReport
 
 log = logging.getLogger("pmon.collect")
 
@@ -75,8 +79,7 @@ class Daemon:
         self._wakeup = threading.Event()
         self._reader: sqlite3.Connection | None = None
         self._retention: threading.Thread | None = None
-        self._analysis: threading.Thread | None = None
-        self._reanalyse = threading.Event()
+        self._analysis: AnalysisThread | None = None
         self._failure_logged_at = -FAILURE_LOG_SECONDS
         self.started_at = time.time()
         self.stop_reason: str | None = None
@@ -252,7 +255,8 @@ class Daemon:
             self.self_monitor = SelfMonitor(self.monitor)
         elif not new.collector.self_monitoring:
             self.self_monitor = None
-        self._reanalyse.set()
+        if self._analysis is not None:
+            self._analysis.reconfigure(new)
         self.stats.reloads += 1
         log.info("reloaded %s: plugins: %s", file or "defaults", escape_controls(", ".join(new.plugins) or "none"))
 
@@ -281,36 +285,14 @@ class Daemon:
     # -- analysis ---------------------------------------------------------------
 
     def _start_analysis(self) -> None:
-        self._analysis = threading.Thread(target=self._analysis_loop, name="pmon-analysis", daemon=True)
-        self._analysis.start()
+        from pmon.analysis.runner import AnalysisThread  # loaded only when the daemon really runs
 
-    def _analysis_loop(self) -> None:
-        from pmon.analysis.runner import AnalysisRunner  # the daemon's own import stays light
-
-        runner = AnalysisRunner(self.monitor, self.db_path, self.config.detectors, self.config.alerts,
-                                warmup=self.config.analysis.warmup, busy_timeout_ms=self.config.store.busy_timeout_ms)
-        logged_at = -FAILURE_LOG_SECONDS
-        pause = 1.0
-        while not self._stop.wait(pause):
-            pause = self.config.analysis.interval
-            if self._reanalyse.is_set():
-                self._reanalyse.clear()
-                runner.configure(self.config.detectors, self.config.alerts)
-            try:
-                report = runner.run_pass()
-            except Exception as exc:  # storage busy, a detector bug: sampling goes on, the next pass retries
-                now = time.monotonic()
-                if now - logged_at >= FAILURE_LOG_SECONDS:
-                    logged_at = now
-                    log.warning("analysis pass failed (%s: %s); retrying every %gs", type(exc).__name__, exc, pause,
-                                exc_info=not isinstance(exc, (sqlite3.Error, StoreError)))
-                continue
-            if report.findings or report.transitions:
-                log.info("analysis: %d findings, %d alert changes from %d points", report.findings,
-                         report.transitions, report.points)
+        def note(report: PassReport) -> None:
             if self.self_monitor is not None:
                 self.self_monitor.last_analysis_ms = report.seconds * 1000
-        runner.close()
+
+        self._analysis = AnalysisThread(self.monitor, self.db_path, self.config, on_report=note)
+        self._analysis.start()
 
     # -- shutdown ---------------------------------------------------------------
 
@@ -319,9 +301,10 @@ class Daemon:
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         self._stop.set()
         self._wakeup.set()
-        for thread in (self._retention, self._analysis):
-            if thread is not None:
-                thread.join(max(0.0, min(1.0, deadline - time.monotonic())))
+        if self._analysis is not None:
+            self._analysis.stop(max(0.0, min(1.0, deadline - time.monotonic())))
+        if self._retention is not None:
+            self._retention.join(max(0.0, min(1.0, deadline - time.monotonic())))
         self._close_reader()
         written = self.monitor.stop_monitoring(timeout=max(0.1, deadline - time.monotonic()))
         self.lock.release()
