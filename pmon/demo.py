@@ -6,6 +6,7 @@ host application would, so the demo also exercises the recording path.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -20,6 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pmon.analysis.alert_rules import parse_rules
+from pmon.analysis.detectors.backtest import replay
+from pmon.analysis.runner import AnalysisThread, finding_event
+from pmon.config import AnalysisConfig
 from pmon.models import LogLevel, MetricType, Severity
 from pmon.monitor import Monitor
 from pmon.store.schema import StoreError, open_reader
@@ -278,8 +283,11 @@ def run_demo(path: Path, *, duration: float | None = None, history_hours: float 
         monitor.flush()
         span = f"{hours:g} h" if hours >= 1 else f"{hours * 60:.0f} min"
         say(f"  pre-filled {span} of history: {_written(monitor)}")
+        found = _record_history_findings(monitor, path, now - hours * 3600)
+        say(f"  the detectors found {found} episodes in that history (recorded as alert events)")
     elif history_hours:
         say("  continuing the history already in this database")
+    analysis = _start_analysis(monitor, path)
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:
@@ -292,10 +300,44 @@ def run_demo(path: Path, *, duration: float | None = None, history_hours: float 
                      f"drops {status['dropped']}  errors {status['write_errors']}")
             time.sleep(TICK_SECONDS)
     finally:
+        analysis.stop()
         monitor.stop_monitoring()
         say(f"pmon demo: done, {_written(monitor)} in {path}")
         say(f"  look at it: pmon --db {path}")
     return monitor.status()["rows_written"]
+
+
+DEMO_RULES = parse_rules([
+    {"name": "payments_errors", "metric": "error_rate", "plugin": "payments", "comparison": ">", "threshold": 0.12,
+     "for": "2m", "clear": 0.08, "severity": "high", "description": "payments error rate over 12 %"},
+    {"name": "slow_responses", "metric": "response_time", "comparison": ">", "threshold": 800, "for": "1m",
+     "clear": 300, "severity": "medium", "description": "responses slower than 800 ms"},
+], "demo")
+"""The demo's alert rules: the console's Events tab shows them firing and resolving."""
+
+
+def _record_history_findings(monitor: Monitor, path: Path, since: float) -> int:
+    """What the detectors find in the pre-filled history, recorded as if they had been watching live."""
+    monitor.flush()
+    conn = open_reader(path)
+    try:
+        findings = list(replay(conn, monitor.config.detectors, since=since))
+    finally:
+        conn.close()
+    for finding in findings:
+        plugin_id, event_type, description, severity, data = finding_event(finding)
+        monitor.record_event(plugin_id, event_type, description, severity, data, timestamp=finding.end or finding.start)
+    monitor.flush()
+    return sum(1 for f in findings if f.end is None)
+
+
+def _start_analysis(monitor: Monitor, path: Path) -> AnalysisThread:
+    """Live detectors and the demo's rules, every 5 s, continuing from the history (nothing announced twice)."""
+    config = dataclasses.replace(monitor.config, alerts=DEMO_RULES,
+                                 analysis=AnalysisConfig(interval=5.0, warmup=3 * 3600.0))
+    thread = AnalysisThread(monitor, path, config)
+    thread.start()
+    return thread
 
 
 def start_background_host(path: Path, history_hours: float) -> subprocess.Popen[bytes]:
