@@ -70,6 +70,26 @@ def test_example_file_documents_every_key_with_its_default() -> None:
             assert f"\n{field.name} = " in text, field.name
 
 
+def test_the_example_alert_rules_are_valid_once_uncommented() -> None:
+    text = (REPO / "pmon.toml.example").read_text()
+    block = text[text.index("# [[alerts]]\n# name"):text.index("# [plugins.NAME]: the processes")]
+    config = parse("\n".join(line.removeprefix("#").strip() for line in block.splitlines()))
+    assert [rule.name for rule in config.alerts] == ["cpu_hot", "billing_errors"]
+    assert config.alerts[0].for_ == 300 and config.alerts[1].plugin == "billing*"
+
+
+def test_the_example_documents_every_detector_key() -> None:
+    from pmon.analysis.detectors.settings import SECTIONS as DETECTORS, DetectorSettings
+
+    example = load(REPO / "pmon.toml.example")
+    text = (REPO / "pmon.toml.example").read_text()
+    assert example.detectors == DetectorSettings()
+    for name, section in DETECTORS.items():
+        assert f"[detectors.{name}]" in text
+        for field in dataclasses.fields(section):
+            assert f"\n{field.name} = " in text, (name, field.name)
+
+
 def test_the_example_plugin_tables_are_valid_once_uncommented() -> None:
     text = (REPO / "pmon.toml.example").read_text()
     block = text[text.index("# [plugins.billing]"):]
