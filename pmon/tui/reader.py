@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pmon.models import LogLevel, MetricType, PluginEvent, PluginLog
-from pmon.store import console_queries, queries
+from pmon.store import alert_store, console_queries, queries
 from pmon.store.queries import PluginSummary
 from pmon.store.schema import StoreError, open_reader
 
@@ -55,6 +55,8 @@ class Overview:
     error_logs_last_minute: int
     serious_events_last_hour: int
     read_at: float
+    firing_alerts: int = 0
+    """Alerts firing now (acked and silenced ones included), as `pmon alerts` would list them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,7 @@ class ConsoleReader:
             error_logs_last_minute=console_queries.count_logs_since(conn, now - 60),
             serious_events_last_hour=console_queries.count_events_since(conn, now - 3600),
             read_at=now,
+            firing_alerts=alert_store.firing_count(conn),
         )
 
     def _logs(self, conn: sqlite3.Connection, query: LogQuery) -> LogBatch:

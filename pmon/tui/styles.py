@@ -19,3 +19,7 @@ LEVEL_STYLES = {
 
 SEVERITY_STYLES = {"info": "", "low": "cyan", "medium": "yellow", "high": "bold red", "critical": "bold reverse red"}
 """Rich style per event severity."""
+
+ALERT_STYLES = {"firing": "bold reverse red", "open": "bold red", "pending": "yellow", "acked": "yellow",
+                "resolved": "green"}
+"""Rich style per alert or finding state; ``firing`` is also the overview's count of firing alerts."""

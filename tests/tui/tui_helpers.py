@@ -10,6 +10,9 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from pmon import LogLevel, Monitor, Severity
+from pmon.analysis.alerting import AlertState, Transition
+from pmon.store import alert_store
+from pmon.store.schema import open_writer
 
 NOW = 1_700_000_000.0
 """The frozen "now" of every console test (2023-11-14 22:13:20 UTC)."""
@@ -94,3 +97,51 @@ def screen_text(app: App) -> str:
     """
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     return "\n".join("".join(segment.text for strip in line for segment in strip) for line in update.strips)
+
+
+def firing(rule: str, plugin: str, metric: str, value: float, threshold: float, at: float) -> Transition:
+    """A rule's alert starting to fire at ``at``, as the evaluator hands it to the store."""
+    return Transition(rule, plugin, metric, AlertState.FIRING, AlertState.PENDING, value, threshold, threshold - 10,
+                      ">", "high", at - 30, at, f"{rule} on {plugin}: {metric} {value:g} > {threshold:g}")
+
+
+def record_alerts(path: Path) -> dict[str, int]:
+    """Two firing alerts (alpha's cpu_hot, beta's mem_high) with their events, a leak finding on alpha and a
+    resolved one, as the analysis runner records them; returns the alert ids by rule."""
+    changes = [firing("cpu_hot", "alpha", "cpu_usage", 97.0, 90.0, NOW - 300),
+               firing("mem_high", "beta", "memory_usage", 900.0, 500.0, NOW - 200)]
+    conn = open_writer(path)
+    try:
+        ids = alert_store.save_transitions(conn, changes)
+    finally:
+        conn.close()
+    monitor = Monitor(path, flush_interval=0.05)
+    try:
+        for change, alert_id in zip(changes, ids):
+            monitor.record_event(change.plugin_id, "alert_firing", change.description, Severity.HIGH,
+                                 change.event_data(alert_id), timestamp=change.at)
+        leak = {"detector": "leak", "metric": "memory_usage", "start": NOW - 3000, "end": None, "slope_mb_per_h": 40}
+        monitor.record_event("alpha", "alert_leak", "memory_usage rising 40 MB/h", Severity.MEDIUM, leak,
+                             timestamp=NOW - 1000)
+        spike = {"detector": "error_spike", "metric": "error_rate", "start": NOW - 2500, "end": None}
+        monitor.record_event("alpha", "alert_error_spike", "error rate 5x the baseline", Severity.HIGH, spike,
+                             timestamp=NOW - 2400)
+        monitor.record_event("alpha", "alert_error_spike_resolved", "resolved: error rate 5x the baseline",
+                             Severity.INFO, {**spike, "end": NOW - 1900}, timestamp=NOW - 1900)
+        monitor.flush()
+    finally:
+        monitor.stop_monitoring()
+    return {change.rule: alert_id for change, alert_id in zip(changes, ids) if alert_id is not None}
+
+
+def record_errors(path: Path, message: str = "PaymentDeclined: gateway timeout for order {n}", times: int = 5,
+                  plugin: str = "alpha") -> None:
+    """``times`` error logs of one failure (numbers differ, so they group by fingerprint) in the last hour."""
+    monitor = Monitor(path, flush_interval=0.05)
+    try:
+        for n in range(times):
+            monitor.record_log(plugin, LogLevel.ERROR, message.format(n=1000 + n), {"n": n}, TRACEBACK,
+                               timestamp=NOW - 3000 + n * 100)
+        monitor.flush()
+    finally:
+        monitor.stop_monitoring()

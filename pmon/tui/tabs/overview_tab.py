@@ -14,7 +14,7 @@ from pmon.tui import units
 from pmon.tui.messages import OpenPlugin
 from pmon.tui.reader import Overview, PluginRow
 from pmon.tui.safe_text import safe_text
-from pmon.tui.styles import SEVERITY_STYLES, STATUS_STYLES
+from pmon.tui.styles import ALERT_STYLES, SEVERITY_STYLES, STATUS_STYLES
 from pmon.tui.sparkline_text import sparkline
 from pmon.tui.widgets.filter_input import FilterInput
 from pmon.tui.widgets.plugin_list import PluginList
@@ -126,7 +126,8 @@ class OverviewTab(Vertical):
         """Take a new reading and redraw, unless nothing on screen would change (an idle console costs ~nothing)."""
         ages = tuple(units.age(overview.read_at - row.last_event.timestamp.timestamp())
                      for row in overview.rows if row.last_event is not None)
-        drawn = (overview.rows, overview.error_logs_last_minute, overview.serious_events_last_hour, ages)
+        drawn = (overview.rows, overview.error_logs_last_minute, overview.serious_events_last_hour,
+                 overview.firing_alerts, ages)
         self.overview = overview
         if drawn == self._drawn:
             return
@@ -220,17 +221,9 @@ class OverviewTab(Vertical):
 
     def _draw_totals(self, shown: int) -> None:
         assert self.overview is not None
-        ov = self.overview
-        total = len(ov.rows)
-        counts = {s: sum(1 for r in ov.rows if r.status == s) for s in ("active", "idle", "down")}
-        line = Text.assemble(
-            (f"{total} plugins", "bold"), " (",
-            (f"{counts['active']} active", STATUS_STYLES["active"]), ", ",
-            (f"{counts['idle']} idle", STATUS_STYLES["idle"]), ", ",
-            (f"{counts['down']} down", STATUS_STYLES["down"] if counts["down"] else ""), ")  ",
-            (f"{ov.error_logs_last_minute} error logs/1m", "red" if ov.error_logs_last_minute else ""), "  ",
-            (f"{ov.serious_events_last_hour} high+ events/1h", "red" if ov.serious_events_last_hour else ""),
-        )
+        line = self._totals(short=False)
+        if self.size.width and line.cell_len > self.size.width - 2:  # the padding either side
+            line = self._totals(short=True)
         if self.sort_index:
             line.append(f"  sorted by {SORT_ORDERS[self.sort_index].label}", "dim")
         if self.filter_text:
@@ -238,6 +231,28 @@ class OverviewTab(Vertical):
             line.append_text(safe_text(self.filter_text, "bold"))
             line.append(f" ({shown} shown)", "dim")
         self.query_one("#overview-totals", StatusLine).show(line)
+
+    def _totals(self, *, short: bool) -> Text:
+        """Plugins by status, firing alerts (only when some are), error logs and high+ events; ``short`` words
+        keep the line to 80 columns when alerts fire."""
+        ov = self.overview
+        assert ov is not None
+        counts = {s: sum(1 for r in ov.rows if r.status == s) for s in ("active", "idle", "down")}
+        line = Text.assemble(
+            (f"{len(ov.rows)} plugins", "bold"), " (",
+            (f"{counts['active']} active", STATUS_STYLES["active"]), ", ",
+            (f"{counts['idle']} idle", STATUS_STYLES["idle"]), ", ",
+            (f"{counts['down']} down", STATUS_STYLES["down"] if counts["down"] else ""), ")  ",
+        )
+        if ov.firing_alerts:
+            noun = "alert" if ov.firing_alerts == 1 else "alerts"
+            line.append(f"{ov.firing_alerts} {noun} firing", ALERT_STYLES["firing"])
+            line.append("  ")
+        errors, events = ("errors/1m", "high+/1h") if short else ("error logs/1m", "high+ events/1h")
+        line.append(f"{ov.error_logs_last_minute} {errors}", "red" if ov.error_logs_last_minute else "")
+        line.append("  ")
+        line.append(f"{ov.serious_events_last_hour} {events}", "red" if ov.serious_events_last_hour else "")
+        return line
 
     def _draw_detail(self) -> None:
         """The highlighted plugin's last event in full: the table column only has room for its type."""
