@@ -626,6 +626,58 @@ def analytics_errors(ctx: Context, plugin: str | None, since: str, until: str | 
             click.echo(f"          at {' < '.join(map(escape_controls, g.frames[-3:]))}")
 
 
+@analytics.command("baseline")
+@click.argument("plugin")
+@click.option("--snapshot", "snapshot_id", type=int, default=None,
+              help="The baseline snapshot's id (default: the last one before the plugin's last restart).")
+@click.option("--regression", "regression_pct", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="A watched field worse by more than this % is a regression.")
+@_json_option
+@pass_context
+def analytics_baseline(ctx: Context, plugin: str, snapshot_id: int | None, regression_pct: float,
+                       as_json: bool) -> None:
+    """Now vs baseline: the plugin's newest snapshot against a baseline, every field, regressions flagged.
+
+    Exit code 1 when something regressed, so a deploy script can check it.
+
+    \b
+    Examples:
+      pmon analytics baseline payments
+      pmon analytics baseline payments --snapshot 1234 --regression 5 --json
+    """
+    from pmon.analysis.baseline import compare_to_baseline
+    from pmon.analysis.snapshot_diff import as_text
+    from pmon.plain_text import escape_controls
+
+    conn = _analysis_reader(ctx)
+    try:
+        result = compare_to_baseline(conn, plugin, snapshot_id, regression_pct)
+    except ValueError as exc:
+        raise UsageProblem(f"--snapshot: {exc}") from None
+    finally:
+        conn.close()
+    if result is None:
+        raise UsageProblem(f"PLUGIN: {plugin!r} has no snapshots")
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        import time
+
+        def when(snapshot: Any) -> str:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.timestamp.timestamp()))
+
+        click.echo(f"{escape_controls(plugin)}: snapshot {result.now.id} ({when(result.now)}) against "
+                   f"{result.baseline.id} ({when(result.baseline)}, {result.choice})")
+        for row in result.diff.rows:
+            mark = "▲ " if row.path in result.regressions else "  "
+            pct = "" if row.pct_change is None else f" ({row.pct_change:+.1f}%)"
+            a, b = (escape_controls(as_text(v)) for v in (row.a, row.b))
+            click.echo(f"{mark}{escape_controls(row.path):<40} {a:>14} -> {b:<14}{pct}")
+        click.echo(f"regressions beyond {regression_pct:g}%: {', '.join(result.regressions) or 'none'}")
+    if result.regressions:
+        sys.exit(1)
+
+
 @analytics.command("detect")
 @_plugin_option
 @click.option("--since", default="24h", show_default=True, metavar="WHEN",
