@@ -60,7 +60,7 @@ CAP_ROUNDS = 60
 HEADROOM_SUFFIX = "-headroom"
 MB = 1024 * 1024
 TABLES = ("metric_points", "plugin_logs", "plugin_events", "performance_snapshots", "metric_rollups_1m",
-          "metric_rollups_1h")
+          "metric_rollups_1h", "alerts", "alert_silences")
 
 
 @dataclass
@@ -298,6 +298,8 @@ class Pruner:
             sources.append(_SeriesRows(conn, "metric_points", "id", "ts_ms", below_id=last_id,
                                        not_after_ms=covered))
         sources += [_Rows("plugin_logs"), _Rows("plugin_events"), _Rows("performance_snapshots")]
+        # Resolved alerts and ended silences age like events (open alerts have no resolved_at: never selected).
+        sources += [_Rows("alerts", "resolved_at"), _Rows("alert_silences", "until")]
         return sources
 
     @staticmethod
