@@ -21,6 +21,7 @@ from textual.css.query import NoMatches
 from textual.containers import Container, ScrollableContainer
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import ContentSwitcher, DataTable, Footer, Header, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
@@ -268,16 +269,16 @@ class PmonApp(App[None]):
         while len(self.screen_stack) > 1:
             self.pop_screen()
         self.tabs.active = tab
-        tables = self.tabs.get_pane(tab).query("DataTable, PluginList")
-        if tables:
-            tables.first().focus()
+        table = _shown_table(self.tabs.get_pane(tab))
+        if table is not None:
+            table.focus()
         else:
             self.set_focus(None)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        tables = event.pane.query("DataTable, PluginList")
-        if tables and self.has_data:
-            tables.first().focus()
+        table = _shown_table(event.pane)
+        if table is not None and self.has_data:
+            table.focus()
         if self.has_data:
             self.action_refresh_now()
 
@@ -309,6 +310,11 @@ class PmonApp(App[None]):
         else:
             title = f"{self.tabs.active.title()} tab" if self.has_data else "no data yet"
         self.push_screen(HelpScreen(title, keys))
+
+
+def _shown_table(pane: Widget) -> Widget | None:
+    """The first table of a tab that is not hidden (the Logs tab holds the tail and the error groups)."""
+    return next((table for table in pane.query("DataTable, PluginList") if table.display), None)
 
 
 def run(db_path: Path, *, refresh_interval: float = 1.0) -> None:

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_helpers import frozen_clock, record_alerts, record_store, screen_text, wait_until
+from textual.pilot import Pilot
+from tui_helpers import NOW, frozen_clock, record_alerts, record_errors, record_store, screen_text, wait_until
 
+from pmon import Monitor, Severity
+from pmon.analysis.alerting import Alert, Silence
+from pmon.store import alert_store
+from pmon.store.schema import open_reader
 from pmon.tui.app import PmonApp
+from pmon.tui.screens.help_screen import HelpScreen
+from pmon.tui.screens.log_screen import LogScreen
+from pmon.tui.tabs.events_tab import EventsTab
+from pmon.tui.tabs.logs_tab import LogsTab
 from pmon.tui.tabs.overview_tab import OverviewTab
+from pmon.tui.widgets.event_table import EventTable
+from pmon.tui.widgets.log_table import LogTable
 
 
 def console(path: Path) -> PmonApp:
@@ -38,3 +49,181 @@ async def test_no_alert_count_without_firing_alerts(store: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: overview_loaded(app))
         assert "firing" not in screen_text(app)
+
+
+def groups_shown(app: PmonApp) -> bool:
+    tab = app.query_one(LogsTab)
+    return tab.grouped and tab.groups is not None and tab.group_table.row_count > 0
+
+
+async def test_g_shows_the_error_groups_and_enter_opens_a_groups_example(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db")
+    record_errors(path)
+    app = console(path)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3", "g")
+        await wait_until(pilot, lambda: groups_shown(app))
+        table = app.query_one(LogsTab).group_table
+        assert app.focused is table
+        rows = [[cell.plain for cell in table.get_row_at(i)] for i in range(table.row_count)]
+        assert rows[0][:3] == ["5", "PaymentDeclined: gateway timeout for order <n>", "alpha"]
+        assert rows[1][:3] == ["1", "PaymentDeclined: gateway timeout", "alpha"]
+        assert rows[0][3:] == ["43m ago", "50m ago"]
+        text = screen_text(app)
+        assert "error groups  last 24h  2 groups, 6 errors" in text
+        assert app.query_one(LogsTab).panel_query() is None  # grouped again only after GROUPS_EVERY seconds
+        await pilot.press("enter")
+        assert isinstance(app.screen, LogScreen)
+        assert app.screen.log_record.message == "PaymentDeclined: gateway timeout for order 1004"  # the newest
+        assert "Traceback (most recent call last)" in screen_text(app)
+        await pilot.press("escape", "g")
+        assert not app.query_one(LogsTab).grouped and app.focused is app.query_one(LogTable)
+        assert "following" in screen_text(app)
+
+
+async def test_the_error_groups_follow_the_plugin_filter(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db")
+    record_errors(path)
+    record_errors(path, "ValueError: bad shard {n}", times=2, plugin="beta", traceback=None)
+    app = console(path)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3", "g")
+        await wait_until(pilot, lambda: groups_shown(app) and app.query_one(LogsTab).group_table.row_count == 3)
+        await pilot.press("n", "n")  # alpha, then beta
+        await wait_until(pilot, lambda: groups_shown(app) and app.query_one(LogsTab).group_table.row_count == 1)
+        table = app.query_one(LogsTab).group_table
+        assert [cell.plain for cell in table.get_row_at(0)][:3] == ["2", "ValueError: bad shard <n>", "beta"]
+        assert "plugin beta" in screen_text(app)
+
+
+async def test_hostile_text_in_a_group_stays_literal(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db", hostile=True)
+    app = console(path)
+    async with app.run_test(size=(160, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("3", "g")
+        await wait_until(pilot, lambda: groups_shown(app) and app.query_one(LogsTab).group_table.row_count == 2)
+        text = screen_text(app)
+        assert "[@click=app.quit]boom[/] [red]x[/] \\x1b]<n>;pwn\\x07 \\x1b[<n>mred \\u202eevil" in text
+        for control in ("\x1b", "\x07", "\r", "\u202e"):
+            assert control not in text
+        assert app.is_running
+
+
+async def open_alert_events(pilot: Pilot) -> EventTable:
+    """The Events tab showing the alert category only."""
+    app = pilot.app
+    await wait_until(pilot, lambda: overview_loaded(app))
+    await pilot.press("4")
+    tab = app.query_one(EventsTab)
+    await wait_until(pilot, lambda: tab.loaded)
+    await pilot.press("c", "c", "c", "c")  # all → system → user → error → alert
+    await wait_until(pilot, lambda: tab.loaded and tab.category is not None and tab.table.row_count > 0)
+    return tab.table
+
+
+def highlight(table: EventTable, plugin: str, event_type: str) -> None:
+    for row in range(table.row_count):
+        cells = [cell.plain for cell in table.get_row_at(row)]
+        if cells[1] == plugin and event_type in cells:
+            table.follow = False  # as a user who moved up: new rows no longer pull the cursor down
+            table.move_cursor(row=row, animate=False)
+            return
+    raise AssertionError(f"no {event_type} of {plugin} listed")
+
+
+def notices(app: PmonApp) -> str:
+    """Every notification shown so far (toasts are not part of the screen's text in a headless run)."""
+    return "\n".join(f"{n.title}: {n.message}" for n in app._notifications)
+
+
+def stored_alert(path: Path, alert_id: int) -> Alert:
+    conn = open_reader(path)
+    try:
+        return alert_store.alert(conn, alert_id)
+    finally:
+        conn.close()
+
+
+def stored_silences(path: Path) -> list[Silence]:
+    conn = open_reader(path)
+    try:
+        return alert_store.active_silences(conn, NOW)
+    finally:
+        conn.close()
+
+
+async def test_a_acknowledges_the_highlighted_alert_in_the_store(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db")
+    ids = record_alerts(path)
+    app = console(path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = await open_alert_events(pilot)
+        highlight(table, "alpha", "alert_firing")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: stored_alert(path, ids["cpu_hot"]).acked_at is not None)
+        acked = stored_alert(path, ids["cpu_hot"])
+        assert (acked.acked_at, acked.acked_by.endswith("(console)"), acked.state) == (NOW, True, "firing")
+        assert stored_alert(path, ids["mem_high"]).acked_at is None  # only the highlighted one
+        await wait_until(pilot, lambda: "Acknowledged alert 1 (cpu_hot on alpha, firing)." in notices(app))
+        await pilot.press("a")
+        await wait_until(pilot, lambda: "Already acknowledged: alert 1" in notices(app))
+        assert "2 alerts firing" in app.overview_tab.query_one("#overview-totals").text.plain  # still firing
+
+
+async def test_S_silences_the_rule_on_that_plugin_for_an_hour(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db")
+    record_alerts(path)
+    app = console(path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = await open_alert_events(pilot)
+        highlight(table, "beta", "alert_firing")
+        await pilot.press("S")
+        await wait_until(pilot, lambda: len(stored_silences(path)) == 1)
+        (silence,) = stored_silences(path)
+        assert (silence.rule, silence.plugin, silence.until, silence.created_at) == (
+            "mem_high", "beta", NOW + 3600, NOW)
+        await wait_until(pilot, lambda: "Silenced mem_high on beta for 1h" in notices(app))
+
+
+async def test_alert_keys_on_other_events_write_nothing_and_errors_are_one_line(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db")
+    ids = record_alerts(path)
+    monitor = Monitor(path, flush_interval=0.05)
+    monitor.record_event("gamma", "alert_firing", "an alert the store lost", Severity.HIGH,
+                         {"alert_id": 99, "rule": "cpu_hot"}, timestamp=NOW - 50)
+    monitor.flush()
+    monitor.stop_monitoring()
+    app = console(path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = await open_alert_events(pilot)
+        highlight(table, "alpha", "alert_leak")  # a detector's finding: no alert id, no rule
+        await pilot.pause()
+        assert "Ack (write)" not in screen_text(app)  # the keys are in the footer only on an alert's event
+        await pilot.press("a", "S")
+        await pilot.pause(0.3)
+        assert notices(app) == ""
+        highlight(table, "gamma", "alert_firing")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: "alert 99: no such alert (`pmon alerts` lists them)" in notices(app))
+        assert "Acknowledge failed: alert 99" in notices(app)
+        assert stored_alert(path, ids["cpu_hot"]).acked_at is None and stored_silences(path) == []
+        assert app.is_running
+
+
+async def test_the_help_says_a_and_S_are_the_only_writes(tmp_path: Path) -> None:
+    path = record_store(tmp_path / "pmon.db")
+    record_alerts(path)
+    app = console(path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = await open_alert_events(pilot)
+        highlight(table, "alpha", "alert_firing")
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        keys = dict(app.screen.keys)
+        assert keys["a"] == "Acknowledge the highlighted event's alert (a write: one of the console's only two)"
+        assert keys["S"].startswith("Silence the highlighted alert's rule on its plugin for 1 hour (a write")
+        await pilot.press("escape")
+        assert "a Ack (write)  S Silence 1h (write)" in screen_text(app)  # the footer says so too

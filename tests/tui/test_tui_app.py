@@ -283,18 +283,18 @@ async def test_no_color_keeps_every_status_readable(store: Path, monkeypatch) ->
             assert word in text
 
 
-async def test_g_shows_one_plugins_logs_at_a_time(store: Path) -> None:
+async def test_n_shows_one_plugins_logs_at_a_time(store: Path) -> None:
     app = console(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: overview_loaded(app))
         await pilot.press("3")
         await wait_until(pilot, lambda: logs_loaded(app))
         table = app.query_one(LogTable)
-        await pilot.press("g", "g")  # alpha, then beta
+        await pilot.press("n", "n")  # alpha, then beta
         await wait_until(pilot, lambda: app.query_one(LogsTab).loaded and table.row_count == 1)
         assert table.get_row_at(0)[1].plain == "beta"
         assert "plugin beta" in screen_text(app)
-        await pilot.press("G", "G")  # back to all
+        await pilot.press("N", "N")  # back to all
         await wait_until(pilot, lambda: app.query_one(LogsTab).loaded and table.row_count == 4)
 
 

@@ -175,16 +175,16 @@ async def test_c_cycles_the_category(store: Path) -> None:
         assert "category" not in screen_text(app).splitlines()[3]
 
 
-async def test_g_cycles_the_plugins_and_filters_combine(store: Path) -> None:
+async def test_n_cycles_the_plugins_and_filters_combine(store: Path) -> None:
     app = console(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_events(pilot)
-        assert await shown_after(pilot, "g") == ["user_login", "alert_memory", "startup"]
+        assert await shown_after(pilot, "n") == ["user_login", "alert_memory", "startup"]
         assert "plugin alpha" in screen_text(app)
-        assert await shown_after(pilot, "g", "g") == ["startup", "crash"]  # gamma
+        assert await shown_after(pilot, "n", "n") == ["startup", "crash"]  # gamma
         assert await shown_after(pilot, "s", "s") == ["crash"]  # gamma, medium and above
-        assert await shown_after(pilot, "G") == ["request_failed"]  # beta, medium and above
-        assert await shown_after(pilot, "g", "g") == ["request_failed", "alert_memory", "crash"]  # all plugins
+        assert await shown_after(pilot, "N") == ["request_failed"]  # beta, medium and above
+        assert await shown_after(pilot, "n", "n") == ["request_failed", "alert_memory", "crash"]  # all plugins
 
 
 async def test_slash_filters_descriptions(store: Path) -> None:
@@ -349,7 +349,7 @@ async def test_hostile_event_text_is_shown_literally_and_does_not_quit(store: Pa
         for control in ("\x1b", "\x07", "\x9b", "\r", "\u202e"):
             assert control not in text
         await pilot.click("#event-description")
-        await pilot.press("escape", "end", "g")  # "[" sorts first: the plugin filter on the hostile id
+        await pilot.press("escape", "end", "n")  # "[" sorts first: the plugin filter on the hostile id
         await wait_until(pilot, lambda: app.query_one(EventsTab).loaded and table.row_count == 1)
         assert "plugin [bold]x[/]\\x9b\\x1b[2J" in screen_text(app)
         await pilot.press("enter")

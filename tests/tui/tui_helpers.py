@@ -135,12 +135,12 @@ def record_alerts(path: Path) -> dict[str, int]:
 
 
 def record_errors(path: Path, message: str = "PaymentDeclined: gateway timeout for order {n}", times: int = 5,
-                  plugin: str = "alpha") -> None:
+                  plugin: str = "alpha", traceback: str | None = TRACEBACK) -> None:
     """``times`` error logs of one failure (numbers differ, so they group by fingerprint) in the last hour."""
     monitor = Monitor(path, flush_interval=0.05)
     try:
         for n in range(times):
-            monitor.record_log(plugin, LogLevel.ERROR, message.format(n=1000 + n), {"n": n}, TRACEBACK,
+            monitor.record_log(plugin, LogLevel.ERROR, message.format(n=1000 + n), {"n": n}, traceback,
                                timestamp=NOW - 3000 + n * 100)
         monitor.flush()
     finally:

@@ -1,20 +1,29 @@
-"""Events: a live tail coloured by severity, filtered by severity, category, plugin and text."""
+"""Events: a live tail coloured by severity, filtered by severity, category, plugin and text.
+
+On an alert's event, `a` acknowledges the alert and `S` silences its rule:
+the console's only writes (see ``alert_actions``).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from pmon.models import EventCategory, Severity
+from pmon.store.schema import StoreError
+from pmon.tui.alert_actions import SILENCE_SECONDS, ack_alert, alert_target, silence_rule
 from pmon.tui.events_data import EventBatch, EventQuery
 from pmon.tui.live_panel import LivePanel
 from pmon.tui.messages import OpenPlugin, RefreshWanted
-from pmon.tui.safe_text import first_line, safe_text
+from pmon.tui.safe_text import first_line, safe_text, visible
 from pmon.tui.screens.event_screen import EventScreen
 from pmon.tui.styles import SEVERITY_STYLES
 from pmon.tui.widgets.event_table import EventTable
@@ -44,10 +53,14 @@ class EventsTab(Vertical, LivePanel):
     BINDINGS = [
         Binding("s", "cycle_severity", "Severity", tooltip="Minimum severity: info, low, medium, high, critical"),
         Binding("c", "cycle_category", "Category", tooltip="Category: all, system, user, error, alert"),
-        Binding("g", "cycle_plugin", "Plugin", tooltip="Plugin: all, then each plugin with events"),
-        Binding("G", "cycle_plugin(-1)", "Plugin back", show=False, tooltip="Plugin filter, backwards"),
+        Binding("n", "cycle_plugin", "Plugin", tooltip="Plugin: all, then each plugin with events"),
+        Binding("N", "cycle_plugin(-1)", "Plugin back", show=False, tooltip="Plugin filter, backwards"),
         Binding("slash", "filter", "Filter", tooltip="Show descriptions containing a text (empty: all)"),
         Binding("o", "open_plugin", "Open plugin", tooltip="Open the plugin screen of the highlighted event"),
+        Binding("a", "ack", "Ack (write)", tooltip="Acknowledge the highlighted event's alert (a write: one of the "
+                "console's only two)"),
+        Binding("S", "silence", "Silence 1h (write)", tooltip="Silence the highlighted alert's rule on its plugin for "
+                "1 hour (a write: one of the console's only two)"),
         Binding("p", "pause", "Pause", show=False, tooltip="Pause following (new events keep arriving below)"),
         Binding("f", "follow", "Follow", show=False, tooltip="Jump to the newest event and follow"),
     ]
@@ -65,13 +78,14 @@ class EventsTab(Vertical, LivePanel):
         self.plugin_id: str | None = None
         """The one plugin shown (None: all)."""
         self.plugins: tuple[str, ...] = ()
-        """Plugins with events, as of the latest read: what `g` cycles through."""
+        """Plugins with events, as of the latest read: what `n` cycles through."""
         self.text = ""
         """Substring the description must contain ("" for none)."""
         self.loaded = False
         """True once the current generation's first page has arrived; until then the query has no after_id."""
         self.after_id = 0
         """Tail position: every event up to this id has been read for the current filters."""
+        self._alert_keys = (False, False)
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="events-status")
@@ -187,6 +201,19 @@ class EventsTab(Vertical, LivePanel):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         self._draw_detail()
+        record = self.table.record_at_cursor()
+        target = alert_target(record) if record is not None else None
+        keys = (target is not None and target.alert_id is not None, target is not None and target.rule is not None)
+        if keys != self._alert_keys:  # the footer shows `a` / `S` only on an alert's event
+            self._alert_keys = keys
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "ack":
+            return self._alert_keys[0]
+        if action == "silence":
+            return self._alert_keys[1]
+        return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -215,7 +242,7 @@ class EventsTab(Vertical, LivePanel):
         self._query_changed()
 
     def action_cycle_plugin(self, step: int = 1) -> None:
-        """`g` / `G`: the next / previous plugin with events, then all plugins again."""
+        """`n` / `N`: the next / previous plugin with events, then all plugins again."""
         choices: list[str | None] = [None, *self.plugins]
         if self.plugin_id is not None and self.plugin_id not in self.plugins:
             choices.append(self.plugin_id)
@@ -231,6 +258,51 @@ class EventsTab(Vertical, LivePanel):
         record = self.table.record_at_cursor()
         if record is not None:
             self.post_message(OpenPlugin(record.plugin_id))
+
+    def action_ack(self) -> None:
+        """`a`: acknowledge the highlighted event's alert, on a worker with a write connection of its own."""
+        record = self.table.record_at_cursor()
+        if record is None:
+            return
+        target = alert_target(record)
+        if target.alert_id is None:
+            self._tell("Nothing to acknowledge: only an alert rule's events (alert_firing, alert_resolved) name "
+                       "an alert.", "warning")
+            return
+        self._write("Acknowledge", partial(ack_alert, self.app.db_path, target.alert_id,  # type: ignore[attr-defined]
+                                           self.app.clock()))  # type: ignore[attr-defined]
+
+    def action_silence(self) -> None:
+        """`S`: silence the highlighted alert's rule on its plugin for an hour, on a worker."""
+        record = self.table.record_at_cursor()
+        if record is None:
+            return
+        target = alert_target(record)
+        if target.rule is None:
+            self._tell("Nothing to silence: only an alert rule's events (alert_firing, alert_resolved) name a rule.",
+                       "warning")
+            return
+        self._write("Silence", partial(silence_rule, self.app.db_path, target.rule,  # type: ignore[attr-defined]
+                                       target.plugin_id, self.app.clock(), SILENCE_SECONDS))  # type: ignore[attr-defined]
+
+    @work(thread=True, group="alert-writes", exit_on_error=False)
+    def _write(self, title: str, change: Callable[[], str]) -> None:
+        """Runs on a worker thread: the write connection is opened, used once and closed there."""
+        try:
+            message, severity = change(), "information"
+        except StoreError as exc:
+            message, severity = str(exc), "error"
+        except Exception as exc:  # noqa: BLE001 - a failed write is a notice, never the end of the console
+            message, severity = f"{type(exc).__name__}: {exc}", "error"
+        if self.app.is_running:
+            self.app.call_from_thread(self._written, title, message, severity)
+
+    def _written(self, title: str, message: str, severity: str) -> None:
+        self._tell(message, severity, title if severity != "error" else f"{title} failed")
+        self.post_message(RefreshWanted())  # the header's count and the plugin screen read it again
+
+    def _tell(self, message: str, severity: str, title: str = "") -> None:
+        self.notify(visible(message), title=title, severity=severity, markup=False)  # type: ignore[arg-type]
 
     def on_filter_input_applied(self, event: FilterInput.Applied) -> None:
         event.stop()

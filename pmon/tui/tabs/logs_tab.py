@@ -1,9 +1,11 @@
-"""Logs: a live tail with level, plugin and text filters; Enter opens one log in full."""
+"""Logs: a live tail with level, plugin and text filters, or the error groups of the last 24 h; Enter opens a log."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -11,11 +13,15 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from pmon.models import LogLevel, PluginLog
+from pmon.tui.error_groups_data import GROUPS_EVERY, GROUPS_RANGE, GroupsQuery, GroupsView
+from pmon.tui.live_panel import LivePanel
 from pmon.tui.messages import OpenPlugin
+from pmon.tui.plugin_data import range_label
 from pmon.tui.reader import LOG_PAGE, LogBatch, LogQuery
 from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.log_screen import LogScreen
 from pmon.tui.styles import LEVEL_STYLES
+from pmon.tui.widgets.error_group_table import ErrorGroupTable
 from pmon.tui.widgets.filter_input import FilterInput
 from pmon.tui.widgets.log_table import MAX_ROWS, LogTable
 from pmon.tui.widgets.status_line import StatusLine
@@ -24,16 +30,34 @@ LEVEL_CYCLE: tuple[LogLevel | None, ...] = (None, LogLevel.INFO, LogLevel.WARNIN
 """Minimum levels in the order `l` cycles them (None: everything)."""
 
 
-class LogsTab(Vertical):
-    """Owns the Logs filters; the app asks it for the next ``LogQuery`` before each refresh."""
+TAIL_ONLY = frozenset({"pause", "follow", "cycle_level", "filter"})
+"""Actions that only mean something for the tail, greyed out in the groups view."""
+
+
+class LogsTab(Vertical, LivePanel):
+    """Owns the Logs filters; the app asks it for the next ``LogQuery`` before each refresh.
+
+    `g` swaps the tail for the error groups, which it reads as a panel (only
+    while shown, at most every GROUPS_EVERY seconds); the tail keeps reading
+    underneath, so going back shows what came meanwhile.
+    """
 
     DEFAULT_CSS = """
     LogsTab #logs-status {
         height: 1;
         padding: 0 1;
     }
-    LogsTab #logs {
+    LogsTab #logs, LogsTab #log-groups {
         height: 1fr;
+    }
+    LogsTab #log-groups {
+        display: none;
+    }
+    LogsTab.-grouped #log-groups {
+        display: block;
+    }
+    LogsTab.-grouped #logs {
+        display: none;
     }
     """
 
@@ -41,11 +65,14 @@ class LogsTab(Vertical):
         Binding("p", "pause", "Pause", tooltip="Pause following (new lines keep arriving below)"),
         Binding("f", "follow", "Follow", tooltip="Jump to the newest line and follow"),
         Binding("l", "cycle_level", "Level", tooltip="Minimum level: debug, info, warning, error, critical"),
-        Binding("g", "cycle_plugin", "Plugin", tooltip="Plugin: all, then each plugin in turn"),
-        Binding("G", "cycle_plugin(-1)", "Plugin back", show=False, tooltip="Plugin filter, backwards"),
+        Binding("g", "toggle_groups", "Groups", tooltip="Error groups of the last 24 h / back to the live tail"),
+        Binding("n", "cycle_plugin", "Plugin", tooltip="Plugin: all, then each plugin in turn"),
+        Binding("N", "cycle_plugin(-1)", "Plugin back", show=False, tooltip="Plugin filter, backwards"),
         Binding("slash", "filter", "Filter", tooltip="Show messages containing a text (empty: all)"),
-        Binding("o", "open_plugin", "Open plugin", tooltip="Open the plugin screen of the log under the cursor"),
+        Binding("o", "open_plugin", "Open plugin", tooltip="Open the plugin screen of the log or group under the cursor"),
     ]
+
+    panel_key = "error-groups"
 
     @dataclass
     class QueryChanged(Message):
@@ -66,10 +93,16 @@ class LogsTab(Vertical):
         """True once the current generation's first page has arrived; until then the query has no after_id."""
         self.after_id = 0
         """Tail position: every log up to this id has been read for the current filters."""
+        self.grouped = False
+        """True while the error groups are shown instead of the tail."""
+        self.groups: GroupsView | None = None
+        """The groups shown (None: not read yet for the current plugin filter)."""
+        self._groups_asked: tuple[int, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="logs-status")
         yield LogTable(id="logs")
+        yield ErrorGroupTable(id="log-groups")
         yield FilterInput(placeholder="message contains… (Enter applies, Esc cancels)", id="logs-filter")
 
     def on_mount(self) -> None:
@@ -84,6 +117,11 @@ class LogsTab(Vertical):
     def min_level(self) -> LogLevel | None:
         """The lowest level shown (None: all)."""
         return LEVEL_CYCLE[self.level_index]
+
+    @property
+    def group_table(self) -> ErrorGroupTable:
+        """The error groups."""
+        return self.query_one(ErrorGroupTable)
 
     def next_query(self) -> LogQuery:
         """What to read on the next refresh: the first page, or what came after the newest line shown."""
@@ -103,7 +141,7 @@ class LogsTab(Vertical):
         elif batch.logs:
             self._waiting.extend(batch.logs)
             del self._waiting[:-MAX_ROWS]
-            if self.region.area:  # shown: draw now; hidden, a new row would cost a layout of the screen each tick
+            if self.region.area and not self.grouped:  # shown: draw now; hidden, a new row would cost a layout of the screen each tick
                 self._append_waiting()
         last_read = max((log.id or 0 for log in batch.logs), default=0)
         complete = batch.query.after_id is None or len(batch.logs) < LOG_PAGE
@@ -116,10 +154,53 @@ class LogsTab(Vertical):
             self._waiting = []
 
     def on_show(self) -> None:
-        self._append_waiting()
+        if not self.grouped:
+            self._append_waiting()
         self._draw_status()
 
+    # -- the error groups ---------------------------------------------------------
+
+    def panel_query(self) -> GroupsQuery | None:
+        """The groups, while shown: at once for a new filter, else at most every GROUPS_EVERY seconds."""
+        if not self.grouped:
+            return None
+        asked = self._groups_asked
+        now = time.monotonic()
+        if asked is not None and asked[0] == self.generation and now - asked[1] < GROUPS_EVERY:
+            return None
+        self._groups_asked = (self.generation, now)
+        return GroupsQuery(self.generation, self.plugin_id)
+
+    def show_panel(self, result: object) -> None:
+        """Take a grouping; one for an older plugin filter is dropped."""
+        if not isinstance(result, GroupsView) or result.query.generation != self.generation:
+            return
+        self.groups = result
+        self.group_table.show_groups(result.groups, result.read_at)
+        self._draw_status()
+
+    def action_toggle_groups(self) -> None:
+        """`g`: the error groups of the last 24 h instead of the tail, or back."""
+        self.grouped = not self.grouped
+        self.set_class(self.grouped, "-grouped")
+        self._groups_asked = None
+        if self.grouped:
+            self.group_table.focus()
+        else:
+            self._append_waiting()
+            self.table.focus()
+        self.refresh_bindings()
+        self._draw_status()
+        self.post_message(self.QueryChanged())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.grouped and action in TAIL_ONLY:
+            return False  # the tail's keys: out of the footer while the groups are shown
+        return True
+
     def _query_changed(self) -> None:
+        self.groups = None
+        self.group_table.show_groups((), 0)
         self._waiting = []
         self.generation += 1
         self.loaded = False
@@ -130,6 +211,9 @@ class LogsTab(Vertical):
         self.post_message(self.QueryChanged())
 
     def _draw_status(self) -> None:
+        if self.grouped:
+            self._draw_groups_status()
+            return
         table = self.table
         line = table.follow_status()
         level = self.min_level
@@ -144,6 +228,19 @@ class LogsTab(Vertical):
         line.append(f"  {table.row_count} lines" if self.loaded else "  loading…", "dim")
         self.query_one("#logs-status", StatusLine).show(line)
 
+    def _draw_groups_status(self) -> None:
+        line = Text.assemble(("error groups", "bold"), (f"  last {range_label(GROUPS_RANGE)}", "dim"))
+        if self.plugin_id is not None:
+            line.append("  plugin ", "dim")
+            line.append_text(safe_text(self.plugin_id, "bold"))
+        if self.groups is None:
+            line.append("  grouping…", "dim")
+        else:
+            errors = sum(shown.group.count for shown in self.groups.groups)
+            line.append(f"  {len(self.groups.groups)} groups, {errors:,} errors", "dim")
+        line.append("  g: the tail", "dim")
+        self.query_one("#logs-status", StatusLine).show(line)
+
     def on_log_table_follow_changed(self, event: LogTable.FollowChanged) -> None:
         event.stop()
         if self.is_mounted:
@@ -151,13 +248,22 @@ class LogsTab(Vertical):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        log = self.table.log_at_cursor()
+        log = self._log_at_cursor()
         if log is not None:
             self.app.push_screen(LogScreen(log))
+        elif self.grouped and self.group_table.group_at_cursor() is not None:
+            self.notify("The group's example log is no longer in the database.", severity="warning", markup=False)
+
+    def _log_at_cursor(self) -> PluginLog | None:
+        """The highlighted log, or in the groups view the highlighted group's newest log."""
+        if not self.grouped:
+            return self.table.log_at_cursor()
+        shown = self.group_table.group_at_cursor()
+        return shown.example if shown is not None else None
 
     def action_open_plugin(self) -> None:
-        """`o`: the plugin screen of the highlighted log's plugin."""
-        log = self.table.log_at_cursor()
+        """`o`: the plugin screen of the highlighted log's plugin (in the groups view: its example's)."""
+        log = self._log_at_cursor()
         if log is not None:
             self.post_message(OpenPlugin(log.plugin_id))
 
@@ -175,7 +281,7 @@ class LogsTab(Vertical):
         self._query_changed()
 
     def action_cycle_plugin(self, step: int = 1) -> None:
-        """`g` / `G`: only the next / previous plugin's logs (plugins as the overview lists them), then all."""
+        """`n` / `N`: only the next / previous plugin's logs (plugins as the overview lists them), then all."""
         overview = self.app.overview_tab.overview  # type: ignore[attr-defined]
         plugins = [row.plugin_id for row in overview.rows] if overview is not None else []
         choices: list[str | None] = [None, *sorted(plugins)]
