@@ -21,6 +21,38 @@ GROUPS_EVERY = 5.0
 """Seconds between two groupings while the view is shown: new errors show up within this."""
 GROUPS_LIMIT = 50
 """The largest groups listed."""
+ASK_AGAIN = 1.0
+"""Seconds after which a grouping asked for but never answered (its refresh was cancelled by a newer one) is
+asked for again."""
+
+
+class GroupingSchedule:
+    """When a view should group again: at once for a new filter, then GROUPS_EVERY seconds after the last answer.
+
+    Times are the caller's monotonic clock; ``key`` is whatever identifies
+    the view's filters (a generation number).
+    """
+
+    def __init__(self) -> None:
+        self._asked: tuple[object, float] | None = None
+        self._answered: tuple[object, float] | None = None
+
+    def due(self, key: object, now: float) -> bool:
+        """Ask for a grouping on this refresh? Saying yes counts as asking."""
+        if self._answered is not None and self._answered[0] == key and now - self._answered[1] < GROUPS_EVERY:
+            return False
+        if self._asked is not None and self._asked[0] == key and now - self._asked[1] < ASK_AGAIN:
+            return False
+        self._asked = (key, now)
+        return True
+
+    def answered(self, key: object, now: float) -> None:
+        """A grouping for ``key`` arrived."""
+        self._answered = (key, now)
+
+    def reset(self) -> None:
+        """Group at the next refresh, whatever the key (the view was hidden, or shows another plugin)."""
+        self._asked = self._answered = None
 
 
 @dataclass(frozen=True, slots=True)

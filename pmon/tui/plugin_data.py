@@ -16,10 +16,13 @@ import sqlite3
 import statistics
 from dataclasses import dataclass
 
-from pmon.models import MetricType, PerformanceSnapshot, PluginEvent, PluginLog
-from pmon.store import plugin_queries, queries
+from pmon.analysis.performance import downtime
+from pmon.models import LIFECYCLE_STATUS, MetricType, PerformanceSnapshot, PluginEvent, PluginLog
+from pmon.store import analysis_queries, plugin_queries, queries
 from pmon.store.plugin_queries import MetricBucket
 from pmon.store.queries import PluginSummary
+from pmon.tui.error_groups_data import ShownGroup, read_groups
+from pmon.tui.findings_data import ShownFinding, read_findings
 from pmon.tui.reader import percentile, status_of
 
 RANGES: tuple[tuple[str, float], ...] = (
@@ -48,6 +51,8 @@ ERROR_LEVELS = ("error", "critical")
 """Log levels counted as error logs."""
 SERIOUS_SEVERITIES = ("high", "critical")
 """Event severities counted as high+ events."""
+TOP_GROUPS = 5
+"""Error groups the plugin screen lists (the largest over its range)."""
 
 
 def range_label(seconds: float) -> str:
@@ -148,6 +153,8 @@ class RangeStats:
     """Mean of the recorded req/s."""
     error_logs: int
     serious_events: int
+    uptime_pct: float = 100.0
+    """Share of the range not spent down, from the lifecycle events, as `pmon analytics performance` counts it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +186,10 @@ class PluginView:
     snapshots: tuple[PerformanceSnapshot, ...] | None
     """The newest snapshots (newest first), or None when unchanged since the query's ``snapshot_newest``."""
     newest_snapshot_id: int
+    groups: tuple[ShownGroup, ...] | None = None
+    """The largest error groups over the range, or None when not regrouped this time (see ``groups_due``)."""
+    findings: tuple[ShownFinding, ...] = ()
+    """Recent alert-category events, newest first, with their states."""
 
     def chart(self, metric: MetricType) -> MetricChart:
         """The chart of ``metric``."""
@@ -202,6 +213,8 @@ class PluginQuery:
     """The newest snapshot id already shown (None: read them)."""
     previous: PluginView | None = None
     """The last view shown: its buckets and percentiles are reused where nothing can have changed."""
+    groups_due: bool = True
+    """Group the range's error logs again (a second for 100 000 of them: the screen asks every few seconds)."""
 
     def read(self, conn: sqlite3.Connection, now: float) -> PluginView:
         """Read on the worker thread; every query is an index seek or a scan of this plugin's window."""
@@ -223,6 +236,8 @@ class PluginQuery:
             log_after=self.log_after, logs=self._logs(conn),
             event_after=self.event_after, events=self._events(conn),
             snapshots=snapshots, newest_snapshot_id=newest_snapshot,
+            groups=read_groups(conn, now - self.range_seconds, now, pid, TOP_GROUPS) if self.groups_due else None,
+            findings=read_findings(conn, pid),
         )
 
     def _charts(self, conn: sqlite3.Connection, ids: dict[str, int], summary: PluginSummary | None,
@@ -267,8 +282,17 @@ class PluginQuery:
             throughput=charts[CHART_METRICS.index(MetricType.THROUGHPUT)].mean,
             error_logs=plugin_queries.count_logs_between(conn, pid, ERROR_LEVELS, grid.since, grid.until),
             serious_events=plugin_queries.count_events_between(conn, pid, SERIOUS_SEVERITIES, grid.since, grid.until),
+            uptime_pct=self._uptime(conn, now),
         )
         return stats, percentiles_at
+
+    def _uptime(self, conn: sqlite3.Connection, now: float) -> float:
+        """Percent of [now - range, now) the plugin was not down (two index seeks on the lifecycle events)."""
+        since, pid = now - self.range_seconds, self.plugin_id
+        before = analysis_queries.lifecycle_before(conn, [pid], since).get(pid, "")
+        events = [(e.event_type, e.timestamp) for e in analysis_queries.lifecycle_events(conn, since, now, pid)]
+        down = downtime(LIFECYCLE_STATUS.get(before, "active") == "down", events, since, now)
+        return 100.0 * (1 - down / self.range_seconds)
 
     def _logs(self, conn: sqlite3.Connection) -> tuple[PluginLog, ...]:
         if self.log_after is None:

@@ -1,4 +1,5 @@
-"""One plugin in depth: its status, charts and statistics over a time range, and its recent logs, events and snapshots."""
+"""One plugin in depth: its status, charts and statistics over a time range, its recent logs, events and snapshots,
+its largest error groups over the range and its recent findings and alerts."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from pmon.models import PerformanceSnapshot, PluginEvent
 from pmon.tui import units
 from pmon.tui.live_panel import LivePanel
 from pmon.tui.messages import RefreshWanted
+from pmon.tui.error_groups_data import GroupingSchedule
+from pmon.tui.findings_data import ShownFinding
 from pmon.tui.plugin_data import DEFAULT_RANGE, RANGES, RECENT_EVENTS, PluginQuery, PluginView, RangeStats
 from pmon.tui.safe_text import safe_text
 from pmon.tui.screens.event_screen import EventScreen
 from pmon.tui.screens.log_screen import LogScreen
 from pmon.tui.tabs.metrics_tab import MetricsTab
-from pmon.tui.styles import SEVERITY_STYLES, STATUS_STYLES
+from pmon.tui.styles import ALERT_STYLES, SEVERITY_STYLES, STATUS_STYLES
+from pmon.tui.widgets.error_group_table import ErrorGroupTable
 from pmon.tui.widgets.log_table import LogTable
 from pmon.tui.widgets.metric_charts import MetricCharts, chart_columns
 
@@ -31,6 +35,7 @@ _PLUGIN_ID_WIDTH = 16
 """The id's share of the heading at 80 columns; it gets what the rest of the heading leaves on wider screens."""
 _HEADING_REST = 66
 _EVENT_WIDTHS = (("time", 8), ("severity", 8), ("type", 16))
+_FINDING_WIDTHS = (("time", 8), ("state", 8), ("type", 20))
 _SNAPSHOT_COLUMNS = (("time", 8), ("CPU", 5), ("memory", 7), ("response", 8), ("errors", 6), ("requests", 8),
                      ("req/s", 7))
 _SCROLLBAR = 2
@@ -73,6 +78,11 @@ class PluginScreen(Screen[None], LivePanel):
         Binding("l", "show_list('plugin-logs')", "Logs", tooltip="Recent logs (Enter opens one)"),
         Binding("e", "show_list('plugin-events')", "Events", tooltip="Recent events (Enter opens one)"),
         Binding("s", "show_list('plugin-snapshots')", "Snapshots", tooltip="Recent snapshots"),
+        # Out of the footer, which has no room left at 80 columns: the tab labels and `?` show them.
+        Binding("g", "show_list('plugin-errors')", "Errors", show=False,
+                tooltip="The largest error groups over the range (Enter opens the newest log of one)"),
+        Binding("a", "show_list('plugin-alerts')", "Alerts", show=False,
+                tooltip="Recent findings and alerts with their state (Enter opens one)"),
     ]
 
     panel_key = "plugin"
@@ -101,6 +111,9 @@ class PluginScreen(Screen[None], LivePanel):
         """Newest snapshot id shown (None: not read yet)."""
         self.snapshots: tuple[PerformanceSnapshot, ...] = ()
         """Recent snapshots shown, newest first."""
+        self.findings: tuple[ShownFinding, ...] = ()
+        """Recent alert-category events shown, newest first."""
+        self._schedule = GroupingSchedule()
 
     def show_plugin(self, plugin_id: str) -> None:
         """Show another plugin in this screen (the app keeps one: composing a screen costs more than reading it).
@@ -113,8 +126,13 @@ class PluginScreen(Screen[None], LivePanel):
         self.logs_loaded, self.log_after = False, 0
         self.events, self.events_loaded, self.event_after = [], False, 0
         self.snapshot_newest, self.snapshots = None, ()
+        self.findings = ()
+        self._schedule.reset()
         if not self.is_mounted:
             return
+        self.query_one(ErrorGroupTable).show_groups((), 0)
+        self._set_tab_label("plugin-errors", "Errors", 0)
+        self._draw_findings()
         self.query_one(LogTable).replace_logs([])
         self._set_tab_label("plugin-logs", "Logs", 0)
         self._draw_events()
@@ -135,6 +153,10 @@ class PluginScreen(Screen[None], LivePanel):
                 yield DataTable(id="plugin-event-table", cursor_type="row")
             with TabPane("Snapshots", id="plugin-snapshots"):
                 yield DataTable(id="plugin-snapshot-table", cursor_type="row")
+            with TabPane("Errors", id="plugin-errors"):
+                yield ErrorGroupTable(id="plugin-group-table")
+            with TabPane("Alerts", id="plugin-alerts"):
+                yield DataTable(id="plugin-finding-table", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -142,6 +164,7 @@ class PluginScreen(Screen[None], LivePanel):
         self._draw_heading()
         self.query_one("#plugin-stats", Static).update(Text("loading statistics…", style="dim"))
         self._set_event_columns()
+        self._set_finding_columns()
         snapshots = self.query_one("#plugin-snapshot-table", DataTable)
         for index, (label, width) in enumerate(_SNAPSHOT_COLUMNS):
             snapshots.add_column(Text(label, justify="left" if index == 0 else "right"), width=width, key=label)
@@ -152,6 +175,8 @@ class PluginScreen(Screen[None], LivePanel):
         if self.is_mounted:
             self._set_event_columns()
             self._draw_events()
+            self._set_finding_columns()
+            self._draw_findings()
             self._draw_stats()
             self._draw_heading()
 
@@ -165,11 +190,12 @@ class PluginScreen(Screen[None], LivePanel):
     def panel_query(self) -> PluginQuery:
         """Logs and events after the last ids shown; charts extend the last view when the range is the same."""
         previous = self.view if self.view is not None and self.view.range_seconds == self.range_seconds else None
+        groups_due = self._schedule.due(self.generation, time.monotonic())
         return PluginQuery(
             self.plugin_id, self.generation, self.range_seconds, chart_columns(self.app.size.width),
             log_after=self.log_after if self.logs_loaded else None,
             event_after=self.event_after if self.events_loaded else None,
-            snapshot_newest=self.snapshot_newest, previous=previous,
+            snapshot_newest=self.snapshot_newest, previous=previous, groups_due=groups_due,
         )
 
     def show_panel(self, result: object) -> None:
@@ -184,6 +210,13 @@ class PluginScreen(Screen[None], LivePanel):
             self.snapshots = result.snapshots
             self.snapshot_newest = result.newest_snapshot_id
             self._draw_snapshots()
+        if result.groups is not None:
+            self._schedule.answered(result.generation, time.monotonic())
+            self.query_one(ErrorGroupTable).show_groups(result.groups, result.read_at)
+            self._set_tab_label("plugin-errors", "Errors", len(result.groups))
+        if result.findings != self.findings:
+            self.findings = result.findings
+            self._draw_findings()
         self.query_one(MetricCharts).show(result)
         self._draw_heading()
         self._draw_stats()
@@ -274,6 +307,38 @@ class PluginScreen(Screen[None], LivePanel):
         _restore_cursor(table, selected)
         self._set_tab_label("plugin-events", "Events", len(self.events))
 
+    def _set_finding_columns(self) -> None:
+        table = self.query_one("#plugin-finding-table", DataTable)
+        width = self._finding_width()
+        if table.columns and table.columns.get("description") and table.columns["description"].width == width:
+            return
+        table.clear(columns=True)
+        for label, column_width in _FINDING_WIDTHS:
+            table.add_column(label, width=column_width, key=label)
+        table.add_column("description", width=width, key="description")
+
+    def _finding_width(self) -> int:
+        fixed = sum(width for _, width in _FINDING_WIDTHS) + 2 * (len(_FINDING_WIDTHS) + 1)
+        return max(20, self.app.size.width - fixed - _SCROLLBAR)
+
+    def _draw_findings(self) -> None:
+        """Newest first, each with the state of what it reported; the cursor stays on its event."""
+        table = self.query_one("#plugin-finding-table", DataTable)
+        selected = _key_at_cursor(table)
+        table.clear()
+        width = self._finding_width()
+        for finding in self.findings:
+            ev = finding.event
+            kind = safe_text(ev.event_type, SEVERITY_STYLES.get(str(ev.severity), "") or "bold")
+            kind.truncate(_FINDING_WIDTHS[2][1], overflow="ellipsis")
+            description = safe_text(ev.description)
+            description.truncate(width, overflow="ellipsis")
+            table.add_row(Text(units.clock(ev.timestamp.timestamp()), style="dim"),
+                          Text(finding.state, style=ALERT_STYLES.get(finding.state, "dim")), kind, description,
+                          key=str(ev.id))
+        _restore_cursor(table, selected)
+        self._set_tab_label("plugin-alerts", "Alerts", len(self.findings))
+
     def _draw_snapshots(self) -> None:
         """Newest first; the cursor stays on the snapshot it was on."""
         table = self.query_one("#plugin-snapshot-table", DataTable)
@@ -322,6 +387,14 @@ class PluginScreen(Screen[None], LivePanel):
             chosen = next((ev for ev in self.events if str(ev.id) == event.row_key.value), None)
             if chosen is not None:
                 self.app.push_screen(EventScreen(chosen))
+        elif event.data_table.id == "plugin-finding-table":
+            found = next((f.event for f in self.findings if str(f.event.id) == event.row_key.value), None)
+            if found is not None:
+                self.app.push_screen(EventScreen(found))
+        elif isinstance(event.data_table, ErrorGroupTable):
+            group = event.data_table.group_at_cursor()
+            if group is not None and group.example is not None:
+                self.app.push_screen(LogScreen(group.example))
 
 
 def _key_at_cursor(table: DataTable[Text]) -> str | None:
@@ -339,6 +412,11 @@ def _figure(label: str, value: str, style: str = "bold") -> Text:
     return Text.assemble((label, "dim"), " ", (value, style))
 
 
+def _uptime(pct: float) -> str:
+    """``100%`` only when never down: a short outage never rounds up to it."""
+    return "100%" if pct >= 100 else f"{min(pct, 99.9):.1f}%"
+
+
 def _stats_text(stats: RangeStats, range_name: str, width: int) -> Text:
     """The range's figures, as many to a line as fit in ``width`` (never split inside one figure)."""
     approx = "" if stats.percentiles_exact else "≈"
@@ -353,6 +431,7 @@ def _stats_text(stats: RangeStats, range_name: str, width: int) -> Text:
         _figure("throughput", units.rate(stats.throughput)),
         _figure("error logs", str(stats.error_logs), "bold red" if stats.error_logs else "bold"),
         _figure("high+ events", str(stats.serious_events), "bold red" if stats.serious_events else "bold"),
+        _figure("uptime", _uptime(stats.uptime_pct), "bold" if stats.uptime_pct >= 100 else "bold red"),
     ]
     lines: list[Text] = [Text()]
     for part in parts:

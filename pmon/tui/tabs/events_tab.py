@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from pmon.models import EventCategory, Severity
+from pmon.models import EventCategory, PluginEvent, Severity
 from pmon.store.schema import StoreError
 from pmon.tui.alert_actions import SILENCE_SECONDS, ack_alert, alert_target, silence_rule
 from pmon.tui.events_data import EventBatch, EventQuery
@@ -57,10 +57,11 @@ class EventsTab(Vertical, LivePanel):
         Binding("N", "cycle_plugin(-1)", "Plugin back", show=False, tooltip="Plugin filter, backwards"),
         Binding("slash", "filter", "Filter", tooltip="Show descriptions containing a text (empty: all)"),
         Binding("o", "open_plugin", "Open plugin", tooltip="Open the plugin screen of the highlighted event"),
-        Binding("a", "ack", "Ack (write)", tooltip="Acknowledge the highlighted event's alert (a write: one of the "
-                "console's only two)"),
-        Binding("S", "silence", "Silence 1h (write)", tooltip="Silence the highlighted alert's rule on its plugin for "
-                "1 hour (a write: one of the console's only two)"),
+        # Out of the footer (no room at 80 columns): the detail line offers them on an alert rule's event.
+        Binding("a", "ack", "Ack", show=False, tooltip="Acknowledge the highlighted event's alert (a write: one of "
+                "the console's only two)"),
+        Binding("S", "silence", "Silence 1h", show=False, tooltip="Silence the highlighted alert's rule on its plugin "
+                "for 1 hour (a write: one of the console's only two)"),
         Binding("p", "pause", "Pause", show=False, tooltip="Pause following (new events keep arriving below)"),
         Binding("f", "follow", "Follow", show=False, tooltip="Jump to the newest event and follow"),
     ]
@@ -85,7 +86,6 @@ class EventsTab(Vertical, LivePanel):
         """True once the current generation's first page has arrived; until then the query has no after_id."""
         self.after_id = 0
         """Tail position: every event up to this id has been read for the current filters."""
-        self._alert_keys = (False, False)
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="events-status")
@@ -186,8 +186,9 @@ class EventsTab(Vertical, LivePanel):
         if event is None:
             text = Text("no events match" if self.loaded else "", style="dim")
         else:
-            text = Text.assemble(safe_text(event.category, "dim"), " ", safe_text(event.event_type, "bold"), ": ",
-                                 first_line(event.description))
+            text = _alert_keys_hint(event)
+            text.append_text(Text.assemble(safe_text(event.category, "dim"), " ", safe_text(event.event_type, "bold"),
+                                           ": ", first_line(event.description)))
             if event.data is not None:
                 text.append("  ")
                 text.append_text(safe_text(json.dumps(event.data, ensure_ascii=False, default=str), "dim"))
@@ -201,19 +202,6 @@ class EventsTab(Vertical, LivePanel):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         self._draw_detail()
-        record = self.table.record_at_cursor()
-        target = alert_target(record) if record is not None else None
-        keys = (target is not None and target.alert_id is not None, target is not None and target.rule is not None)
-        if keys != self._alert_keys:  # the footer shows `a` / `S` only on an alert's event
-            self._alert_keys = keys
-            self.refresh_bindings()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "ack":
-            return self._alert_keys[0]
-        if action == "silence":
-            return self._alert_keys[1]
-        return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -313,3 +301,18 @@ class EventsTab(Vertical, LivePanel):
     def on_filter_input_closed(self, event: FilterInput.Closed) -> None:
         event.stop()
         self.table.focus()
+
+
+def _alert_keys_hint(event: PluginEvent) -> Text:
+    """``a ack · S silence 1h (writes) │`` on an alert rule's event: where the keys apply, and what they do."""
+    target = alert_target(event)
+    keys = [(key, what) for key, what, applies in (("a", "ack", target.alert_id is not None),
+                                                   ("S", "silence 1h", target.rule is not None)) if applies]
+    hint = Text()
+    for index, (key, what) in enumerate(keys):
+        hint.append(" · " if index else "")
+        hint.append(key, "bold reverse")
+        hint.append(f" {what}")
+    if keys:
+        hint.append(" (writes) │ ", "dim")
+    return hint

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from pmon.models import LogLevel, PluginLog
-from pmon.tui.error_groups_data import GROUPS_EVERY, GROUPS_RANGE, GroupsQuery, GroupsView
+from pmon.tui.error_groups_data import GROUPS_RANGE, GroupingSchedule, GroupsQuery, GroupsView
 from pmon.tui.live_panel import LivePanel
 from pmon.tui.messages import OpenPlugin
 from pmon.tui.plugin_data import range_label
@@ -97,7 +97,7 @@ class LogsTab(Vertical, LivePanel):
         """True while the error groups are shown instead of the tail."""
         self.groups: GroupsView | None = None
         """The groups shown (None: not read yet for the current plugin filter)."""
-        self._groups_asked: tuple[int, float] | None = None
+        self._schedule = GroupingSchedule()
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="logs-status")
@@ -162,13 +162,8 @@ class LogsTab(Vertical, LivePanel):
 
     def panel_query(self) -> GroupsQuery | None:
         """The groups, while shown: at once for a new filter, else at most every GROUPS_EVERY seconds."""
-        if not self.grouped:
+        if not self.grouped or not self._schedule.due(self.generation, time.monotonic()):
             return None
-        asked = self._groups_asked
-        now = time.monotonic()
-        if asked is not None and asked[0] == self.generation and now - asked[1] < GROUPS_EVERY:
-            return None
-        self._groups_asked = (self.generation, now)
         return GroupsQuery(self.generation, self.plugin_id)
 
     def show_panel(self, result: object) -> None:
@@ -176,6 +171,7 @@ class LogsTab(Vertical, LivePanel):
         if not isinstance(result, GroupsView) or result.query.generation != self.generation:
             return
         self.groups = result
+        self._schedule.answered(result.query.generation, time.monotonic())
         self.group_table.show_groups(result.groups, result.read_at)
         self._draw_status()
 
@@ -183,7 +179,7 @@ class LogsTab(Vertical, LivePanel):
         """`g`: the error groups of the last 24 h instead of the tail, or back."""
         self.grouped = not self.grouped
         self.set_class(self.grouped, "-grouped")
-        self._groups_asked = None
+        self._schedule.reset()
         if self.grouped:
             self.group_table.focus()
         else:

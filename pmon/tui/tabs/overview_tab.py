@@ -221,9 +221,10 @@ class OverviewTab(Vertical):
 
     def _draw_totals(self, shown: int) -> None:
         assert self.overview is not None
-        line = self._totals(short=False)
-        if self.size.width and line.cell_len > self.size.width - 2:  # the padding either side
-            line = self._totals(short=True)
+        for terse in range(3):  # fewer words until it fits on one line (the padding takes two columns)
+            line = self._totals(terse)
+            if not self.size.width or line.cell_len <= self.size.width - 2:
+                break
         if self.sort_index:
             line.append(f"  sorted by {SORT_ORDERS[self.sort_index].label}", "dim")
         if self.filter_text:
@@ -232,23 +233,27 @@ class OverviewTab(Vertical):
             line.append(f" ({shown} shown)", "dim")
         self.query_one("#overview-totals", StatusLine).show(line)
 
-    def _totals(self, *, short: bool) -> Text:
-        """Plugins by status, firing alerts (only when some are), error logs and high+ events; ``short`` words
-        keep the line to 80 columns when alerts fire."""
+    def _totals(self, terse: int) -> Text:
+        """Plugins by status, firing alerts (only when some are), error logs and high+ events.
+
+        ``terse`` 1 shortens the words, 2 also leaves out statuses no plugin
+        has: what keeps the line to 80 columns when alerts fire.
+        """
         ov = self.overview
         assert ov is not None
         counts = {s: sum(1 for r in ov.rows if r.status == s) for s in ("active", "idle", "down")}
-        line = Text.assemble(
-            (f"{len(ov.rows)} plugins", "bold"), " (",
-            (f"{counts['active']} active", STATUS_STYLES["active"]), ", ",
-            (f"{counts['idle']} idle", STATUS_STYLES["idle"]), ", ",
-            (f"{counts['down']} down", STATUS_STYLES["down"] if counts["down"] else ""), ")  ",
-        )
+        statuses = [s for s in counts if counts[s] or terse < 2]
+        line = Text.assemble((f"{len(ov.rows)} plugins", "bold"), " (")
+        for index, status in enumerate(statuses):
+            style = STATUS_STYLES[status] if counts[status] or status != "down" else ""
+            line.append(", " if index else "")
+            line.append(f"{counts[status]} {status}", style)
+        line.append(")  ")
         if ov.firing_alerts:
             noun = "alert" if ov.firing_alerts == 1 else "alerts"
             line.append(f"{ov.firing_alerts} {noun} firing", ALERT_STYLES["firing"])
             line.append("  ")
-        errors, events = ("errors/1m", "high+/1h") if short else ("error logs/1m", "high+ events/1h")
+        errors, events = ("errors/1m", "high+/1h") if terse else ("error logs/1m", "high+ events/1h")
         line.append(f"{ov.error_logs_last_minute} {errors}", "red" if ov.error_logs_last_minute else "")
         line.append("  ")
         line.append(f"{ov.serious_events_last_hour} {events}", "red" if ov.serious_events_last_hour else "")
