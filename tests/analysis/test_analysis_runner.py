@@ -104,16 +104,15 @@ def test_live_findings_match_the_backtest_on_the_same_data(tmp_path: Path) -> No
     monitor.flush()
     runner.close()
     monitor.stop_monitoring()
-    live = [(p, t) for p, t, _ in alert_events(db)]
     conn = open_reader(db)
     try:
         found = backtest(conn, DetectorSettings(), since=start - 60)
     finally:
         conn.close()
-    assert live == [("leaky", "alert_leak")]
-    assert [(f.detector, f.plugin_id) for f in found] == [("leak", "leaky")]
-    (_, _, data), = alert_events(db)
-    assert data["detector"] == "leak" and data["start"] == found[0].start  # the same episode, evidence attached
+    # Opened episodes, live and in the backtest: the same detectors, plugins and start times.
+    live = sorted((d["detector"], p, d["start"]) for p, t, d in alert_events(db) if not t.endswith("_resolved"))
+    assert live == sorted((f.detector, f.plugin_id, f.start) for f in found)
+    assert ("leak", "leaky") in {(d, p) for d, p, _ in live}  # the climb is found (an anomaly may open on it too)
 
 
 def test_the_daemon_runs_the_analysis(tmp_path: Path) -> None:
