@@ -401,6 +401,8 @@ def alerts_ack(ctx: Context, alert_id: int, who: str | None) -> None:
     from pmon.store.schema import open_writer
 
     try:
+        if not ctx.db_path.exists():
+            raise StoreError(f"{ctx.db_path}: no database here (check --db / PMON_DB)")
         conn = open_writer(ctx.db_path, ctx.config.store.busy_timeout_ms)
         try:
             alert = alert_store.ack(conn, alert_id, time.time(), who or os.environ.get("USER") or "pmon")
@@ -439,6 +441,8 @@ def alerts_silence(ctx: Context, rule: str, duration: str, plugin: str, reason: 
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
     try:
+        if not ctx.db_path.exists():
+            raise StoreError(f"{ctx.db_path}: no database here (check --db / PMON_DB)")
         conn = open_writer(ctx.db_path, ctx.config.store.busy_timeout_ms)
         try:
             silence = alert_store.silence(conn, rule, time.time() + seconds, plugin=plugin, reason=reason)

@@ -27,6 +27,7 @@ from pmon.analysis.runner import AnalysisThread, finding_event
 from pmon.config import AnalysisConfig
 from pmon.models import LogLevel, MetricType, Severity
 from pmon.monitor import Monitor
+from pmon.store.feed_queries import load_cursor
 from pmon.store.schema import StoreError, open_reader
 
 TICK_SECONDS = 1.0
@@ -284,7 +285,8 @@ def run_demo(path: Path, *, duration: float | None = None, history_hours: float 
         span = f"{hours:g} h" if hours >= 1 else f"{hours * 60:.0f} min"
         say(f"  pre-filled {span} of history: {_written(monitor)}")
         found = _record_history_findings(monitor, path, now - hours * 3600)
-        say(f"  the detectors found {found} episodes in that history (recorded as alert events)")
+        if found is not None:
+            say(f"  the detectors found {found} episodes in that history (recorded as alert events)")
     elif history_hours:
         say("  continuing the history already in this database")
     analysis = _start_analysis(monitor, path)
@@ -316,12 +318,18 @@ DEMO_RULES = parse_rules([
 """The demo's alert rules: the console's Events tab shows them firing and resolving."""
 
 
-def _record_history_findings(monitor: Monitor, path: Path, since: float) -> int:
-    """What the detectors find in the pre-filled history, recorded as if they had been watching live."""
+def _record_history_findings(monitor: Monitor, path: Path, since: float) -> int | None:
+    """What the detectors find in the pre-filled history, recorded as if they had been watching live.
+
+    Only on a database no analyser has seen (None otherwise): a continuing
+    demo's gap is caught up by the live analysis from its stored cursor.
+    """
     monitor.flush()
     conn = open_reader(path)
     try:
-        findings = list(replay(conn, monitor.config.detectors, since=since))
+        if load_cursor(conn) is not None:
+            return None
+        findings = list(replay(conn, monitor.config.detectors, since=since - 0.001))
     finally:
         conn.close()
     for finding in findings:
@@ -335,7 +343,7 @@ def _start_analysis(monitor: Monitor, path: Path) -> AnalysisThread:
     """Live detectors and the demo's rules, every 5 s, continuing from the history (nothing announced twice)."""
     config = dataclasses.replace(monitor.config, alerts=DEMO_RULES,
                                  analysis=AnalysisConfig(interval=5.0, warmup=3 * 3600.0))
-    thread = AnalysisThread(monitor, path, config)
+    thread = AnalysisThread(monitor, path, config, yield_to_daemon=True)
     thread.start()
     return thread
 

@@ -330,8 +330,12 @@ class Monitor:
             self._queue_full()
 
     def record_event(self, plugin_id: str, event_type: str, description: str, severity: Severity | str = "info",
-                     data: dict[str, Any] | None = None, *, timestamp: Any = None) -> None:
-        """Record an event; at or above ``alert_min_severity`` it also goes to the alert callbacks."""
+                     data: dict[str, Any] | None = None, *, timestamp: Any = None, notify: bool | None = None) -> None:
+        """Record an event; at or above ``alert_min_severity`` it also goes to the alert callbacks.
+
+        ``notify`` True passes it to the callbacks whatever its severity (pmon's own
+        alerts: a rule's firing and resolving always reach them), False never.
+        """
         pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
         sev = _SEVERITIES.get(severity) if isinstance(severity, str) else None
         if sev is None:
@@ -345,7 +349,7 @@ class Monitor:
         row = ("e", pid, event_type, description, sev, ts, payload, category_for(event_type))
         self.events_cache.rows.append(row)
         self._enqueue(row)
-        if sev.rank >= self._alert_rank and self._callbacks:
+        if self._callbacks and (notify if notify is not None else sev.rank >= self._alert_rank):
             self._alert(row)
 
     def create_snapshot(self, plugin_id: str, snapshot_data: dict[str, Any], *, timestamp: Any = None) -> None:

@@ -34,6 +34,8 @@ late event; its resolution, after the silence, is notified.
 
 from __future__ import annotations
 
+import time
+
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
@@ -177,14 +179,16 @@ class AlertEvaluator:
         """Every pending or firing rule × plugin."""
         return {key: found.state for key, found in self._open.items()}
 
-    def load_state(self, alerts: Iterable[Alert]) -> list[Transition]:
+    def load_state(self, alerts: Iterable[Alert], now: float | None = None) -> list[Transition]:
         """Continue from the store's open alerts (after a restart), replacing what is in memory.
 
         Returns the transitions that close the alerts no rule covers any more
         (rule removed from pmon.toml, or its glob no longer matches the
         plugin): resolved for firing ones, inactive for pending ones. Save
-        them, and record the resolved ones' events like any other.
+        them, and record the resolved ones' events like any other; they are
+        dated ``now`` (default: the current time), when the rule went away.
         """
+        closed_at = time.time() if now is None else now
         self._open.clear()
         closing = []
         for alert in alerts:
@@ -202,7 +206,7 @@ class AlertEvaluator:
                 rule=alert.rule, plugin_id=alert.plugin_id, metric=alert.metric, state=state,
                 previous=alert.state, value=alert.value, threshold=alert.threshold, clear=alert.threshold,
                 comparison=rule.comparison if rule else "", severity=alert.severity, since=alert.started_at,
-                at=alert.fired_at or alert.started_at, reason=reason,
+                at=closed_at, reason=reason,
                 description=f"{alert.rule} on {alert.plugin_id} closed: {reason}"))
         return closing
 

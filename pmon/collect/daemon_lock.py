@@ -92,3 +92,44 @@ class DaemonLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class AnalysisLease:
+    """One analyser per database (``<db>.analysis.lock``): the daemon, or else one host application.
+
+    Two analysers would record every finding twice and close each other's
+    alerts; whoever holds this analyses, the others wait (and the daemon wins:
+    a host gives the lease up while a daemon runs).
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".analysis.lock")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this process holds the lease."""
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lease if free (never waits); True if held now."""
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the lease up."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -73,3 +73,52 @@ def lifecycle_events_after(conn: sqlite3.Connection, after_id: int, limit: int =
     return [NewLifecycleEvent(*row) for row in conn.execute(
         f"SELECT id, plugin_id, event_type, timestamp, data FROM plugin_events WHERE id > ? "
         f"AND event_type IN ({', '.join('?' * len(types))}) ORDER BY id LIMIT ?", (after_id, *types, limit))]
+
+
+POINT_KEY, EVENT_KEY = "analysis_point_id", "analysis_event_id"
+
+
+def load_cursor(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """Where the last analysis pass stopped (point id, event id), or None if no pass ever ran here."""
+    try:
+        found = dict(conn.execute("SELECT key, value FROM pmon_state WHERE key IN (?, ?)", (POINT_KEY, EVENT_KEY)))
+    except sqlite3.OperationalError:  # an old file without pmon_state
+        return None
+    if POINT_KEY not in found or EVENT_KEY not in found:
+        return None
+    return int(found[POINT_KEY]), int(found[EVENT_KEY])
+
+
+def save_cursor(conn: sqlite3.Connection, point_id: int, event_id: int) -> None:
+    """Remember how far analysis got, so a restarted analyser neither repeats nor skips anything."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT INTO pmon_state (key, value) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         [(POINT_KEY, point_id), (EVENT_KEY, event_id)])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def point_time(conn: sqlite3.Connection, point_id: int) -> float | None:
+    """The timestamp of a point by id (None if it is gone)."""
+    row = conn.execute("SELECT ts_ms FROM metric_points WHERE id = ?", (point_id,)).fetchone()
+    return None if row is None else row[0] / 1000
+
+
+def event_time(conn: sqlite3.Connection, event_id: int) -> float | None:
+    """The timestamp of an event by id (None if it is gone)."""
+    row = conn.execute("SELECT timestamp FROM plugin_events WHERE id = ?", (event_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def last_lifecycle_before(conn: sqlite3.Connection, before: float) -> list[NewLifecycleEvent]:
+    """Each plugin's last lifecycle event before a time: a plugin down for days is still known to be down."""
+    types = tuple(LIFECYCLE_STATUS)
+    marks = ", ".join("?" * len(types))
+    return [NewLifecycleEvent(*row) for row in conn.execute(
+        f"SELECT id, plugin_id, event_type, timestamp, data FROM plugin_events WHERE id IN ("
+        f"SELECT max(id) FROM plugin_events WHERE event_type IN ({marks}) AND timestamp < ? GROUP BY plugin_id) "
+        "ORDER BY timestamp", (*types, before))]

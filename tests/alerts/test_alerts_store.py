@@ -91,10 +91,10 @@ def test_the_store_refuses_a_second_open_alert_for_one_rule_and_plugin(conn: sql
 def test_removing_a_rule_closes_its_open_alert_on_restart(conn: sqlite3.Connection) -> None:
     run(AlertEvaluator(RULES), conn, "web", "memory_usage", [600])
     evaluator = AlertEvaluator(RULES[:1])
-    closing = evaluator.load_state(alert_store.open_alerts(conn))
+    closing = evaluator.load_state(alert_store.open_alerts(conn), now=T0 + 600)
     assert alert_store.save_transitions(conn, closing) == [1]
     (episode,) = alert_store.alerts(conn, state="resolved")
-    assert episode.reason == "rule removed" and episode.resolved_at == T0
+    assert episode.reason == "rule removed" and episode.resolved_at == T0 + 600  # when the rule went away
 
 
 def test_ack_marks_the_firing_alert_and_it_still_resolves(conn: sqlite3.Connection) -> None:

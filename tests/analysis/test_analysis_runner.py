@@ -137,3 +137,82 @@ def test_the_daemon_runs_the_analysis(tmp_path: Path) -> None:
     firing = [e for e in alert_events(db) if e[1] == "alert_firing"]
     assert firing and firing[0][0] == "pmon" and firing[0][2]["rule"] == "always", err
     assert daemon.returncode == 0, err
+
+
+def test_a_restarted_analyser_announces_what_happened_since_the_last_pass(tmp_path: Path) -> None:
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05, sample_interval=0)
+    now = time.time()
+    monitor.record_event("mailer", "started", "up", timestamp=now - 300)
+    monitor.flush()
+    first = AnalysisRunner(monitor, db, DetectorSettings(), (), warmup=600)
+    first.run_pass(now - 200)
+    first.close()  # the process ends (a crash: no last pass)
+    monitor.record_event("mailer", "stopped", "gone", "high", timestamp=now - 100)
+    monitor.flush()
+    second = AnalysisRunner(monitor, db, DetectorSettings(), (), warmup=600)
+    second.run_pass(now - 50)
+    monitor.record_event("mailer", "started", "back", timestamp=now - 10)
+    monitor.flush()
+    second.run_pass(now)
+    second.close()
+    monitor.stop_monitoring()
+    assert [t for _, t, _ in alert_events(db)] == ["alert_down", "alert_down_resolved"]
+
+
+def test_a_plugin_down_longer_than_the_warmup_is_still_known_down(tmp_path: Path) -> None:
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05, sample_interval=0)
+    now = time.time()
+    for i in range(240):  # two hours up, then down (the daemon records zeros) for two hours
+        t = now - 4 * 3600 + i * 60
+        monitor.record_metric("svc", "cpu_usage", 30.0 + (i % 5), timestamp=t)
+    monitor.record_event("svc", "stopped", "gone", "high", timestamp=now - 2 * 3600)
+    for i in range(110):
+        monitor.record_metric("svc", "cpu_usage", 0.0, timestamp=now - 2 * 3600 + 60 + i * 60)
+    monitor.flush()
+    runner = AnalysisRunner(monitor, db, DetectorSettings(), (), warmup=3600)
+    runner.run_pass(now - 60)
+    monitor.record_event("svc", "started", "back", timestamp=now - 30)
+    for i in range(20):
+        monitor.record_metric("svc", "cpu_usage", 31.0 + (i % 3), timestamp=now - 29 + i)
+    monitor.flush()
+    runner.run_pass(now)
+    runner.close()
+    monitor.stop_monitoring()
+    kinds = [t for _, t, _ in alert_events(db)]
+    assert kinds == ["alert_down_resolved"] and "alert_anomaly" not in kinds  # no "median 0" anomaly on return
+
+
+def test_medium_rules_and_resolutions_reach_the_callbacks(tmp_path: Path) -> None:
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05, sample_interval=0)  # alert_min_severity stays "high"
+    seen = []
+    monitor.add_alert_callback(seen.append)
+    rules = parse_rules([{"name": "slow", "metric": "response_time", "comparison": ">", "threshold": 500,
+                          "clear": 300, "severity": "medium"}], "test")
+    runner = AnalysisRunner(monitor, db, DetectorSettings(), rules, warmup=0)
+    now = time.time()
+    monitor.record_metric("web", "response_time", 100.0, timestamp=now - 60)
+    monitor.flush()
+    runner.run_pass(now)
+    monitor.record_metric("web", "response_time", 900.0, timestamp=now - 30)
+    monitor.record_metric("web", "response_time", 100.0, timestamp=now - 20)
+    monitor.flush()
+    runner.run_pass(now)
+    monitor.flush()
+    monitor.wait_for_alerts()
+    runner.close()
+    monitor.stop_monitoring()
+    assert [(e.event_type, str(e.severity)) for e in seen] == [("alert_firing", "medium"), ("alert_resolved", "medium")]
+
+
+def test_one_analyser_per_database(tmp_path: Path) -> None:
+    from pmon.collect.daemon_lock import AnalysisLease
+
+    db = tmp_path / "pmon.db"
+    first, second = AnalysisLease(db), AnalysisLease(db)
+    assert first.try_acquire() and not second.try_acquire()
+    first.release()
+    assert second.try_acquire()
+    second.release()
