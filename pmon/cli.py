@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -480,13 +481,18 @@ def _time_range(since: str, until: str | None) -> tuple[float, float]:
     return start, end
 
 
-def _analysis_reader(ctx: Context) -> Any:
+def _read(ctx: Context, query: Callable[[Any], Any]) -> Any:
+    """Run one read on a read-only connection to the database; a missing or foreign file is one line."""
     from pmon.store.schema import open_reader
 
     try:
-        return open_reader(ctx.db_path)
+        conn = open_reader(ctx.db_path)
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
+    try:
+        return query(conn)
+    finally:
+        conn.close()
 
 
 _since_option = click.option("--since", default="1h", show_default=True, metavar="WHEN",
@@ -525,11 +531,7 @@ def analytics_trends(ctx: Context, plugin: str | None, since: str, until: str | 
     from pmon.plain_text import escape_controls
 
     start, end = _time_range(since, until)
-    conn = _analysis_reader(ctx)
-    try:
-        rows = trends(conn, start, end, plugin_id=plugin)
-    finally:
-        conn.close()
+    rows = _read(ctx, lambda conn: trends(conn, start, end, plugin_id=plugin))
     if as_json:
         _emit_json([r.to_dict() for r in rows])
         return
@@ -564,11 +566,7 @@ def analytics_performance(ctx: Context, plugin: str | None, since: str, until: s
     from pmon.plain_text import escape_controls
 
     start, end = _time_range(since, until)
-    conn = _analysis_reader(ctx)
-    try:
-        stats = performance(conn, start, end, plugin_id=plugin)
-    finally:
-        conn.close()
+    stats = _read(ctx, lambda conn: performance(conn, start, end, plugin_id=plugin))
     if as_json:
         _emit_json(stats.to_dict())
         return
@@ -608,11 +606,7 @@ def analytics_errors(ctx: Context, plugin: str | None, since: str, until: str | 
     from pmon.plain_text import escape_controls
 
     start, end = _time_range(since, until)
-    conn = _analysis_reader(ctx)
-    try:
-        groups = error_groups(conn, start, end, plugin_id=plugin, limit=limit)
-    finally:
-        conn.close()
+    groups = _read(ctx, lambda conn: error_groups(conn, start, end, plugin_id=plugin, limit=limit))
     if as_json:
         _emit_json([g.to_dict() for g in groups])
         return
@@ -653,13 +647,10 @@ def analytics_baseline(ctx: Context, plugin: str, snapshot_id: int | None, regre
     from pmon.analysis.snapshot_diff import as_text
     from pmon.plain_text import escape_controls
 
-    conn = _analysis_reader(ctx)
     try:
-        result = compare_to_baseline(conn, plugin, snapshot_id, regression_pct)
+        result = _read(ctx, lambda conn: compare_to_baseline(conn, plugin, snapshot_id, regression_pct))
     except ValueError as exc:
         raise UsageProblem(f"--snapshot: {exc}") from None
-    finally:
-        conn.close()
     if result is None:
         raise UsageProblem(f"PLUGIN: {plugin!r} has no snapshots")
     if as_json:
@@ -705,11 +696,7 @@ def analytics_detect(ctx: Context, plugin: str | None, since: str, until: str | 
     from pmon.plain_text import escape_controls
 
     start, end = _time_range(since, until)
-    conn = _analysis_reader(ctx)
-    try:
-        findings = backtest(conn, ctx.config.detectors, plugin_id=plugin, since=start, until=end)
-    finally:
-        conn.close()
+    findings = _read(ctx, lambda conn: backtest(conn, ctx.config.detectors, plugin_id=plugin, since=start, until=end))
     if as_json:
         _emit_json([{"detector": f.detector, "plugin_id": f.plugin_id, "metric": f.metric, "start": f.start,
                      "end": f.end, "severity": f.severity, "summary": f.summary, "evidence": f.evidence}
