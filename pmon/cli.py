@@ -711,6 +711,88 @@ def analytics_detect(ctx: Context, plugin: str | None, since: str, until: str | 
                    f"{f.severity:<8} {escape_controls(f.summary)}")
 
 
+@main.group("config")
+def config_group() -> None:
+    """Check pmon.toml, or show the effective configuration and where each value comes from.
+
+    \b
+    Examples:
+      pmon config check /etc/pmon/pmon.toml
+      pmon config show --json
+    """
+
+
+@config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=True))
+def config_check(file: str | None) -> None:
+    """Exit 0 if FILE (default: the discovered pmon.toml) is valid, else 2 with one line naming the problem.
+
+    \b
+    Example:
+      pmon config check ./pmon.toml && sudo systemctl reload pmon-collect
+    """
+    from pmon.config import find_config_file, load
+
+    path = Path(file) if file else find_config_file()
+    if path is None:
+        click.echo("no pmon.toml found ($PMON_CONFIG, ./pmon.toml, $XDG_CONFIG_HOME/pmon/pmon.toml): defaults apply")
+        return
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
+    click.echo(f"{path}: ok ({len(config.plugins)} plugins, {len(config.alerts)} alert rules)")
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: section -> key -> {value, source}.")
+@pass_context
+def config_show(ctx: Context, as_json: bool) -> None:
+    """The effective configuration, every key with its value and source (the file, or the default).
+
+    \b
+    Example:
+      pmon --config ./pmon.toml config show
+    """
+    import tomllib
+
+    from pmon.config import SECTIONS
+
+    config = ctx.config
+    raw: dict[str, Any] = {}
+    if config.file is not None:
+        raw = tomllib.loads(config.file.read_text(encoding="utf-8-sig"))
+    where = str(config.file) if config.file else "default"
+    shown: dict[str, Any] = {"file": str(config.file) if config.file else None}
+    db_source = ("--db / $PMON_DB" if ctx._db else "[store] path" if config.store.path else "default")
+    shown["database"] = {"value": str(ctx.db_path), "source": db_source}
+    for name in SECTIONS:
+        section = getattr(config, name)
+        shown[name] = {f.name: {"value": getattr(section, f.name),
+                                "source": where if f.name in raw.get(name, {}) else "default"}
+                       for f in dataclasses.fields(section)}
+    if config.detectors is not None or "detectors" in raw:
+        shown["detectors"] = dataclasses.asdict(config.detectors) if config.detectors else {}
+    shown["plugins"] = {name: {k: v for k, v in dataclasses.asdict(spec).items() if v}
+                        for name, spec in config.plugins.items()}
+    shown["alerts"] = [dataclasses.asdict(rule) for rule in config.alerts]
+    if as_json:
+        _emit_json(shown)
+        return
+    click.echo(f"file      {shown['file'] or '(none: defaults)'}")
+    click.echo(f"database  {shown['database']['value']}  ({db_source})")
+    for name in SECTIONS:
+        click.echo(f"[{name}]")
+        for key, item in shown[name].items():
+            source = "" if item["source"] == "default" else "   # from the file"
+            click.echo(f"  {key} = {json.dumps(item['value'])}{source}")
+    for name, spec in shown["plugins"].items():
+        click.echo(f"[plugins.{name}] " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in spec.items()))
+    for rule in config.alerts:
+        click.echo(f"[[alerts]] {rule.name}: {rule.metric} {rule.comparison} {rule.threshold:g} on {rule.plugin}"
+                   f" for {rule.for_:g}s, clear {rule.clear_at:g}, {rule.severity}")
+
+
 @main.command()
 @click.option("--headless", is_flag=True, help="Only simulate, printing what is written each second (no console).")
 @click.option("--duration", type=click.FloatRange(min=0), default=None,

@@ -142,3 +142,20 @@ def test_prune_without_a_database_says_so(tmp_path: Path) -> None:
     done = pmon("--db", str(tmp_path / "none.db"), "prune")
     assert done.returncode == 2 and "no database here" in done.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_config_check_and_show(tmp_path: Path) -> None:
+    good = tmp_path / "pmon.toml"
+    good.write_text('[collector]\nsample_interval = 5\n[plugins.web]\ncmdline = "gunicorn"\n'
+                    '[[alerts]]\nname = "hot"\nmetric = "cpu_usage"\ncomparison = ">"\nthreshold = 90\n')
+    done = pmon("config", "check", str(good))
+    assert done.returncode == 0 and "ok (1 plugins, 1 alert rules)" in done.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[collector]\nsample_interval = 'fast'\n")
+    failed = pmon("config", "check", str(bad))
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "sample_interval" in failed.stderr
+    shown = json.loads(pmon("--config", str(good), "--db", str(tmp_path / "x.db"), "config", "show", "--json").stdout)
+    assert shown["collector"]["sample_interval"] == {"value": 5.0, "source": str(good)}
+    assert shown["collector"]["snapshot_interval"]["source"] == "default"
+    assert shown["database"] == {"value": str(tmp_path / "x.db"), "source": "--db / $PMON_DB"}
+    assert shown["plugins"] == {"web": {"cmdline": "gunicorn"}} and shown["alerts"][0]["name"] == "hot"
