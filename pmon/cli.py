@@ -711,6 +711,36 @@ def analytics_detect(ctx: Context, plugin: str | None, since: str, until: str | 
                    f"{f.severity:<8} {escape_controls(f.summary)}")
 
 
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_context
+def plugins_command(ctx: Context, as_json: bool) -> None:
+    """Every plugin: status, first and last seen, latest value of each metric.
+
+    \b
+    Example:
+      pmon plugins --json | jq '.[] | select(.status == "down") | .plugin_id'
+    """
+    import time
+
+    from pmon.plain_text import escape_controls
+    from pmon.store import queries
+
+    found = _read(ctx, queries.plugins)
+    rows = [{"plugin_id": p.plugin_id, "status": p.status, "first_seen": p.first_seen, "last_seen": p.last_seen,
+             "latest": {metric: latest.value for metric, latest in sorted(p.latest.items())}} for p in found]
+    if as_json:
+        _emit_json(rows)
+        return
+    now = time.time()
+    for row in rows:
+        ago = max(0, int(now - row["last_seen"]))
+        cpu, memory = row["latest"].get("cpu_usage"), row["latest"].get("memory_usage")
+        figures = "  ".join(text for text in (f"cpu {cpu:.0f}%" if cpu is not None else "",
+                                              f"memory {memory:.0f} MB" if memory is not None else "") if text)
+        click.echo(f"{escape_controls(row['plugin_id']):<24} {row['status']:<7} seen {ago}s ago  {figures}")
+
+
 @main.group("config")
 def config_group() -> None:
     """Check pmon.toml, or show the effective configuration and where each value comes from.

@@ -159,3 +159,15 @@ def test_config_check_and_show(tmp_path: Path) -> None:
     assert shown["collector"]["snapshot_interval"]["source"] == "default"
     assert shown["database"] == {"value": str(tmp_path / "x.db"), "source": "--db / $PMON_DB"}
     assert shown["plugins"] == {"web": {"cmdline": "gunicorn"}} and shown["alerts"][0]["name"] == "hot"
+
+
+def test_plugins_lists_status_and_latest_values(tmp_path: Path) -> None:
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05, sample_interval=0)
+    monitor.record_metric("web", "cpu_usage", 42.0)
+    monitor.record_event("worker", "stopped", "gone", "high")
+    monitor.stop_monitoring()
+    listed = {p["plugin_id"]: p for p in json.loads(pmon("--db", str(db), "plugins", "--json").stdout)}
+    assert listed["web"]["latest"] == {"cpu_usage": 42.0} and listed["worker"]["status"] == "down"
+    text = pmon("--db", str(db), "plugins").stdout
+    assert "web" in text and "cpu 42%" in text
