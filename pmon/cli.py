@@ -741,6 +741,116 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
         click.echo(f"{escape_controls(row['plugin_id']):<24} {row['status']:<7} seen {ago}s ago  {figures}")
 
 
+def _snapshot_dict(snap: Any) -> dict[str, Any]:
+    return {"id": snap.id, "plugin_id": snap.plugin_id, "timestamp": snap.timestamp.timestamp(),
+            **{name: getattr(snap, name) for name in ("cpu_usage", "memory_usage", "response_time", "error_rate",
+                                                      "request_count", "throughput", "disk_io", "network_io",
+                                                      "custom_metrics")}}
+
+
+@main.group()
+def snapshots() -> None:
+    """Performance snapshots: list them, show one, compare two.
+
+    \b
+    Examples:
+      pmon snapshots list --plugin payments --limit 5
+      pmon snapshots show 1234 --json
+      pmon snapshots diff 1200 1234
+    """
+
+
+@snapshots.command("list")
+@click.option("--plugin", default=None, help="Only this plugin.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@_json_option
+@pass_context
+def snapshots_list(ctx: Context, plugin: str | None, limit: int, as_json: bool) -> None:
+    """The newest snapshots, newest first.
+
+    \b
+    Example:
+      pmon snapshots list --plugin payments
+    """
+    import time
+
+    from pmon.plain_text import escape_controls
+    from pmon.store import queries
+
+    found = _read(ctx, lambda conn: queries.snapshots(conn, plugin_id=plugin, limit=limit))
+    if as_json:
+        _emit_json([_snapshot_dict(snap) for snap in found])
+        return
+    for snap in found:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.timestamp.timestamp()))
+        click.echo(f"{snap.id:>8}  {when}  {escape_controls(snap.plugin_id):<20} cpu {snap.cpu_usage:.1f}%  "
+                   f"memory {snap.memory_usage:.1f}  response {snap.response_time:.1f}ms  "
+                   f"errors {snap.error_rate * 100:.1f}%  {snap.throughput:.2f}/s")
+
+
+def _one_snapshot(ctx: Context, snapshot_id: int) -> Any:
+    from pmon.store import queries
+
+    found = _read(ctx, lambda conn: queries.snapshot(conn, snapshot_id))
+    if found is None:
+        raise UsageProblem(f"ID: no snapshot {snapshot_id} (`pmon snapshots list` shows them)")
+    return found
+
+
+@snapshots.command("show")
+@click.argument("snapshot_id", type=int)
+@_json_option
+@pass_context
+def snapshots_show(ctx: Context, snapshot_id: int, as_json: bool) -> None:
+    """Every field of one snapshot.
+
+    \b
+    Example:
+      pmon snapshots show 1234
+    """
+    from pmon.analysis.snapshot_diff import as_text, flatten
+    from pmon.plain_text import escape_controls
+
+    snap = _one_snapshot(ctx, snapshot_id)
+    shown = _snapshot_dict(snap)
+    if as_json:
+        _emit_json(shown)
+        return
+    for keys, value in flatten({k: v for k, v in shown.items() if k != "id"}):
+        click.echo(f"{escape_controls('.'.join(keys)):<40} {escape_controls(as_text(value))}")
+
+
+@snapshots.command("diff")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@click.option("--threshold", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="A watched field (cpu, memory, response time, error rate) up by more than this % is a regression.")
+@_json_option
+@pass_context
+def snapshots_diff(ctx: Context, a: int, b: int, threshold: float, as_json: bool) -> None:
+    """Every field of snapshots A and B, nested ones included: A, B, change, %; regressions marked ▲.
+
+    \b
+    Example:
+      pmon snapshots diff 1200 1234 --threshold 5
+    """
+    from pmon.analysis.snapshot_diff import MISSING, as_text, diff_snapshots
+    from pmon.plain_text import escape_controls
+
+    diff = diff_snapshots(_one_snapshot(ctx, a), _one_snapshot(ctx, b), threshold_pct=threshold)
+    if as_json:
+        _emit_json({"a": a, "b": b, "threshold_pct": threshold, "rows": [
+            {"path": row.path, "a": None if row.a is MISSING else row.a, "b": None if row.b is MISSING else row.b,
+             "delta": row.delta, "pct_change": row.pct_change, "regression": row.regression,
+             "improvement": row.improvement} for row in diff.rows]})
+        return
+    for row in diff.rows:
+        mark = "▲ " if row.regression else "▼ " if row.improvement else "  "
+        pct = "" if row.pct_change is None else f" ({row.pct_change:+.1f}%)"
+        click.echo(f"{mark}{escape_controls(row.path):<40} {escape_controls(as_text(row.a)):>14} -> "
+                   f"{escape_controls(as_text(row.b)):<14}{pct}")
+
+
 @main.group("config")
 def config_group() -> None:
     """Check pmon.toml, or show the effective configuration and where each value comes from.

@@ -171,3 +171,23 @@ def test_plugins_lists_status_and_latest_values(tmp_path: Path) -> None:
     assert listed["web"]["latest"] == {"cpu_usage": 42.0} and listed["worker"]["status"] == "down"
     text = pmon("--db", str(db), "plugins").stdout
     assert "web" in text and "cpu 42%" in text
+
+
+def test_snapshots_list_show_and_diff(tmp_path: Path) -> None:
+    db = tmp_path / "pmon.db"
+    monitor = Monitor(db, flush_interval=0.05, sample_interval=0)
+    monitor.create_snapshot("web", {"cpu_usage": 10, "disk_io": {"read_bytes": 100}}, timestamp=time.time() - 60)
+    monitor.create_snapshot("web", {"cpu_usage": 20, "disk_io": {"read_bytes": 100, "write_bytes": 5}})
+    monitor.stop_monitoring()
+    listed = json.loads(pmon("--db", str(db), "snapshots", "list", "--json").stdout)
+    assert [s["cpu_usage"] for s in listed] == [20.0, 10.0]
+    newer, older = listed[0]["id"], listed[1]["id"]
+    shown = json.loads(pmon("--db", str(db), "snapshots", "show", str(newer), "--json").stdout)
+    assert shown["disk_io"] == {"read_bytes": 100, "write_bytes": 5}
+    rows = {r["path"]: r for r in json.loads(
+        pmon("--db", str(db), "snapshots", "diff", str(older), str(newer), "--json").stdout)["rows"]}
+    assert rows["cpu_usage"]["pct_change"] == 100.0 and rows["cpu_usage"]["regression"]
+    assert rows["disk_io.write_bytes"]["a"] is None and rows["disk_io.write_bytes"]["b"] == 5
+    assert "▲ cpu_usage" in pmon("--db", str(db), "snapshots", "diff", str(older), str(newer)).stdout
+    missing = pmon("--db", str(db), "snapshots", "show", "999")
+    assert missing.returncode == 2 and "no snapshot 999" in missing.stderr
