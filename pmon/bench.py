@@ -130,6 +130,31 @@ def bench_record_log(tmp: Path, calls: int, repeats: int) -> BenchResult:
                        "<= 0.5x", ns <= 0.5 * baseline)
 
 
+def bench_track(tmp: Path, calls: int = 200_000, repeats: int = 5) -> BenchResult:
+    """A ``@monitor.track``-decorated no-op against the bare no-op: the figure is what tracking adds."""
+    monitor = _quiet_monitor(tmp / "hot-track.db", calls)
+    monitor.start_monitoring(sample=False)
+
+    def noop() -> None:
+        return None
+
+    tracked = monitor.track("my_plugin", "noop")(noop)
+
+    def run_tracked(n: int) -> None:
+        for _ in range(n):
+            tracked()
+
+    def run_bare(n: int) -> None:
+        for _ in range(n):
+            noop()
+
+    ns = _per_call_ns_excluding_flush(monitor, run_tracked, calls, repeats)
+    monitor.stop_monitoring()
+    baseline = _per_call_ns(run_bare, calls, repeats)
+    return BenchResult("@monitor.track on a no-op call", ns, "ns/call", baseline, "the bare no-op call",
+                       "<= bare + 2000 ns", ns - baseline <= 2000)
+
+
 def _points(n: int, start: float) -> list[tuple[str, MetricType, float, float]]:
     rng = random.Random(1)
     return [(f"plugin_{i % PLUGINS:03d}", METRICS[(i // PLUGINS) % len(METRICS)], rng.random() * 100, start + i * 0.001)
@@ -388,6 +413,7 @@ def run_bench(rows: int = 1_000_000, repeats: int = 5, points: int = 1_000_000, 
         say(f"record_metric / record_log hot path ({calls:,} calls x {repeats})")
         results.append(bench_record_metric(tmp, calls, repeats))
         results.append(bench_record_log(tmp, calls, repeats))
+        results.append(bench_track(tmp, calls, repeats))
         say(f"persisting {points:,} points x {repeats}, and raw executemany x {repeats}")
         results.extend(bench_persist(tmp, points, repeats))
         say(f"queries on a generated store of {rows:,} metric rows")

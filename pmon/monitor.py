@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pmon.analysis.runner import AnalysisThread
     from pmon.collect.host_sampler import HostSampler
     from pmon.collect.threads import ThreadRegistration, ThreadRegistry
+    from pmon.tracking import CallCounters, Tracker
 
 log = logging.getLogger("pmon.monitor")
 
@@ -140,6 +141,7 @@ class Monitor:
         self._host_sampler: HostSampler | None = None
         self._analysis: AnalysisThread | None = None
         self._threads: ThreadRegistry | None = None
+        self._track_counters: dict[str, CallCounters] = {}
         _after_fork_hooks.add(self)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -238,6 +240,7 @@ class Monitor:
         (they are counted in ``status()``). Recording afterwards starts again.
         """
         self._monitoring = False
+        self._close_track_windows()
         sampler, self._host_sampler = self._host_sampler, None
         if sampler is not None:
             sampler.stop(timeout)
@@ -262,6 +265,54 @@ class Monitor:
         if writer is None:
             return True
         return writer.flush(timeout)
+
+    # -- tracking -----------------------------------------------------------------
+
+    def track(self, plugin_id: str, operation: str | None = None) -> Tracker:
+        """Time, count and catch failures of calls: ``@monitor.track("billing", "charge")`` or ``with monitor.track(...)``.
+
+        Each call records RESPONSE_TIME (ms, with ``{"operation": ...}`` metadata
+        when given); each ``flush_interval`` the plugin's THROUGHPUT and
+        ERROR_RATE are recorded (see ``pmon.tracking``). An exception records an
+        ERROR log with its traceback and an ``error`` event, then propagates unchanged.
+        """
+        from pmon.tracking import CallCounters, Tracker
+
+        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        if operation is not None and (not isinstance(operation, str) or not operation.strip()
+                                      or len(operation) > 128):
+            raise ValueError(f"operation: {operation!r} must be a non-empty string of at most 128 characters")
+        with self._lock:
+            counters = self._track_counters.get(pid)
+            if counters is None:
+                counters = self._track_counters[pid] = CallCounters(pid, self.settings.flush_interval)
+        return Tracker(self, pid, operation, counters)
+
+    def _record_response_time(self, plugin_id: str, ms: float, metadata: str | None) -> None:
+        """``record_metric`` for a tracked call: the id was validated and the metadata serialised at ``track()``."""
+        row = ("m", plugin_id, MetricType.RESPONSE_TIME, ms, time.time(), metadata)
+        self._metric_rows.append(row)
+        q = self._queue
+        if q is None:
+            q = self._ensure_writer().queue
+        q.append(row)
+        if len(q) >= self._busy_at:
+            self._queue_full()
+
+    def _close_track_windows(self) -> None:
+        """Record the throughput and error rate of every tracked plugin's open window (at stop)."""
+        if not self._track_counters:
+            return
+        from pmon.tracking import record_rates
+
+        now = time.perf_counter_ns()
+        for pid, counters in list(self._track_counters.items()):
+            with counters.lock:
+                rates = counters.close_window(now)
+            try:
+                record_rates(self, pid, rates)
+            except Exception:
+                log.exception("pmon: could not record the tracked rates of %s", pid)
 
     # -- hot path -----------------------------------------------------------------
 
@@ -457,6 +508,9 @@ class Monitor:
         self._started_at = None
         self._host_sampler = None  # its thread did not survive the fork; start_monitoring() starts one
         self._analysis = None
+        for counters in self._track_counters.values():  # the parent's calls are not the child's
+            counters.lock = threading.Lock()
+            counters.close_window(time.perf_counter_ns())
 
 
 class _ForkHooks:
