@@ -174,7 +174,7 @@ def test_an_exited_but_unreaped_process_does_not_match(children: ChildProcesses,
 
 
 def test_a_process_that_execs_is_matched_by_its_new_command_line(children: ChildProcesses, marker: str) -> None:
-    execs = ("import os, sys, time; time.sleep(0.3); "
+    execs = ("import os, sys, time; time.sleep(2.0); "  # long enough for the first refresh on a busy machine
              f"os.execv(sys.executable, [sys.executable, '-c', {SLEEPER!r}, sys.argv[1].replace('before', 'after')])")
     child = children.start(execs, f"before-{marker}")
     table = ProcessTable()
