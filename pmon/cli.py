@@ -982,6 +982,18 @@ def demo(ctx: Context, headless: bool, duration: float | None, history: float, q
         click.echo(f"pmon demo: the simulated host stopped with an error:\n{problems}", err=True)
 
 
+def _register(module: str, *names: str) -> None:
+    """Commands that live in their own module (one module, one job); imported when the CLI loads."""
+    import importlib
+
+    found = importlib.import_module(module)
+    for name in names:
+        main.add_command(getattr(found, name))
+
+
+_register("pmon.cli_tail", "logs_command", "events_command")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
     sys.exit(0)
