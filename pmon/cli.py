@@ -993,6 +993,7 @@ def _register(module: str, *names: str) -> None:
 
 _register("pmon.cli_tail", "logs_command", "events_command")
 _register("pmon.cli_export", "export_command")
+_register("pmon.cli_record", "record")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -191,3 +191,15 @@ def test_snapshots_list_show_and_diff(tmp_path: Path) -> None:
     assert "▲ cpu_usage" in pmon("--db", str(db), "snapshots", "diff", str(older), str(newer)).stdout
     missing = pmon("--db", str(db), "snapshots", "show", "999")
     assert missing.returncode == 2 and "no snapshot 999" in missing.stderr
+
+
+def test_record_then_read_back_from_the_shell(tmp_path: Path) -> None:
+    db = str(tmp_path / "pmon.db")
+    assert pmon("--db", db, "record", "metric", "cron_job", "custom.rows_done", "1200", "--meta", "host=a").returncode == 0
+    assert pmon("--db", db, "record", "log", "cron_job", "error", "disk \x1b[31mfull").returncode == 0
+    bad = pmon("--db", db, "record", "event", "cron_job", "done", "ok", "--severity", "urgent")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "severity" in bad.stderr
+    shown = pmon("--db", db, "logs")
+    assert "disk \\x1b[31mfull" in shown.stdout and "\x1b" not in shown.stdout  # shown, never sent raw
+    (line,) = pmon("--db", db, "export", "--table", "metrics", "--format", "ndjson").stdout.splitlines()
+    assert json.loads(line)["metric_type"] == "custom.rows_done" and json.loads(line)["metadata"] == {"host": "a"}
