@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from pmon import __version__
+from pmon import __version__, timespec
 from pmon.config import Config, ConfigError, database_path, load_config
 from pmon.store.schema import StoreError
 
@@ -206,19 +206,11 @@ def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, dr
 
 
 def _seconds(text: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``45s``: a number and its unit."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    raw = text.strip().lower()
-    scale = units.get(raw[-1:], None)
-    if scale is None:  # a bare "30" might mean days or seconds; deleting the wrong one cannot be undone
-        raise click.BadParameter(f"{text!r} needs a unit: s, m, h, d or w (e.g. 30d)")
+    """A duration option (``30d``) for click: its error names the option."""
     try:
-        value = float(raw[:-1]) * scale
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 30d, 12h, 90m, 45s") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise click.BadParameter(f"{text!r} must be a positive duration")
-    return value
+        return timespec.duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()
@@ -456,18 +448,11 @@ def alerts_silence(ctx: Context, rule: str, duration: str, plugin: str, reason: 
 
 
 def _moment(text: str, now: float) -> float:
-    """A point in time: a duration ago (``2h``) or an ISO 8601 time (naive means local time)."""
-    from datetime import datetime
-
+    """A point-in-time option for click (see ``pmon.timespec.moment``)."""
     try:
-        return now - _seconds(text)
-    except click.BadParameter:
-        pass
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use a duration ago (30m, 2h, 7d) or an ISO time "
-                                 "(2026-11-26T04:00, 2026-11-26T04:00Z)") from None
+        return timespec.moment(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _time_range(since: str, until: str | None) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import click
 
+from pmon import timespec
 from pmon.store.export_queries import EXPORT_TABLES, ExportTable, iter_export_rows
 
 EXPORT_FORMATS = ("json", "ndjson", "csv")
@@ -110,9 +111,9 @@ def _time_bound(text: str | None, option: str, now: float) -> float | None:
     if text is None:
         return None
     try:
-        return pmon.cli._moment(text, now)
-    except click.BadParameter as exc:
-        raise pmon.cli.UsageProblem(f"{option}: {exc.message}") from None
+        return timespec.moment(text, now)
+    except ValueError as exc:
+        raise pmon.cli.UsageProblem(f"{option}: {exc}") from None
 
 
 def _quiet_broken_pipe() -> None:

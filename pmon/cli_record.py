@@ -98,16 +98,16 @@ def _when(text: str | None) -> float | None:
         return None
     import time
 
-    from pmon.cli import _moment
+    from pmon.timespec import moment
 
     try:
         return float(text)
     except ValueError:
         pass
     try:
-        return _moment(text, time.time())
-    except click.BadParameter as exc:
-        raise _problem(f"--at: {exc.message}") from None
+        return moment(text, time.time())
+    except ValueError as exc:
+        raise _problem(f"--at: {exc}") from None
 
 
 def _commit(monitor: Any) -> tuple[bool, str | None]:

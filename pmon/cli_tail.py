@@ -99,14 +99,15 @@ def event_json(event: PluginEvent) -> dict[str, Any]:
 
 
 def _since(text: str | None) -> float | None:
-    from pmon.cli import UsageProblem, _moment
+    from pmon.cli import UsageProblem
+    from pmon.timespec import moment
 
     if text is None:
         return None
     try:
-        return _moment(text, time.time())
-    except click.BadParameter as exc:
-        raise UsageProblem(f"--since {exc.format_message()}") from None
+        return moment(text, time.time())
+    except ValueError as exc:
+        raise UsageProblem(f"--since: {exc}") from None
 
 
 def _db_path() -> Path:
