@@ -277,18 +277,26 @@ class PluginScreen(Screen[None], LivePanel):
             self.query_one("#plugin-stats", Static).update(stats)
 
     def _description_width(self) -> int:
-        fixed = sum(width for _, width in _EVENT_WIDTHS) + 2 * (len(_EVENT_WIDTHS) + 1)
+        return self._rest_width(_EVENT_WIDTHS)
+
+    def _rest_width(self, widths: tuple[tuple[str, int], ...]) -> int:
+        """What the fixed columns leave of the screen for the last, description column."""
+        fixed = sum(width for _, width in widths) + 2 * (len(widths) + 1)
         return max(20, self.app.size.width - fixed - _SCROLLBAR)
 
-    def _set_event_columns(self) -> None:
-        table = self.query_one("#plugin-event-table", DataTable)
-        width = self._description_width()
+    def _set_columns(self, table_id: str, widths: tuple[tuple[str, int], ...]) -> None:
+        """Fixed columns and a description filling the rest; rebuilt only when the screen width changed."""
+        table = self.query_one(table_id, DataTable)
+        width = self._rest_width(widths)
         if table.columns and table.columns.get("description") and table.columns["description"].width == width:
             return
         table.clear(columns=True)
-        for label, column_width in _EVENT_WIDTHS:
+        for label, column_width in widths:
             table.add_column(label, width=column_width, key=label)
         table.add_column("description", width=width, key="description")
+
+    def _set_event_columns(self) -> None:
+        self._set_columns("#plugin-event-table", _EVENT_WIDTHS)
 
     def _draw_events(self) -> None:
         """Newest first; the cursor stays on the event it was on."""
@@ -308,18 +316,10 @@ class PluginScreen(Screen[None], LivePanel):
         self._set_tab_label("plugin-events", "Events", len(self.events))
 
     def _set_finding_columns(self) -> None:
-        table = self.query_one("#plugin-finding-table", DataTable)
-        width = self._finding_width()
-        if table.columns and table.columns.get("description") and table.columns["description"].width == width:
-            return
-        table.clear(columns=True)
-        for label, column_width in _FINDING_WIDTHS:
-            table.add_column(label, width=column_width, key=label)
-        table.add_column("description", width=width, key="description")
+        self._set_columns("#plugin-finding-table", _FINDING_WIDTHS)
 
     def _finding_width(self) -> int:
-        fixed = sum(width for _, width in _FINDING_WIDTHS) + 2 * (len(_FINDING_WIDTHS) + 1)
-        return max(20, self.app.size.width - fixed - _SCROLLBAR)
+        return self._rest_width(_FINDING_WIDTHS)
 
     def _draw_findings(self) -> None:
         """Newest first, each with the state of what it reported; the cursor stays on its event."""
