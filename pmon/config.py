@@ -115,6 +115,32 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """The HTTP API, live stream and Prometheus endpoint served by `pmon collect` (needs ``pmon[api]``)."""
+
+    enabled: bool = False
+    """Serve the API whenever `pmon collect` runs (``--api`` turns it on for one run)."""
+    listen: str = "127.0.0.1:8765"
+    """``HOST:PORT`` to bind; any address but loopback needs a token."""
+    token: str = ""
+    """Bearer token every request must carry (``PMON_API_TOKEN`` and ``token_file`` also set it)."""
+    token_file: str = ""
+    """A file holding the token (first line), kept out of pmon.toml; relative to pmon.toml."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra names accepted in the Host header (e.g. a reverse proxy's), besides the bound ones."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API (``https://dash.example``); empty: no CORS headers."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body (after decompression); larger ones get 413."""
+    max_batch_records: int = 10_000
+    """Most records in one batch POST."""
+    max_connections: int = 512
+    """Concurrent connections at most; further ones get 503 and are closed."""
+    request_timeout: float = 10.0
+    """Seconds a client has to send a whole request, and a connection may sit idle."""
+
+
+@dataclass(frozen=True)
 class PluginSpec:
     """How ``[plugins.NAME]`` finds a plugin's processes; exactly one way of matching."""
 
@@ -148,17 +174,19 @@ class Config:
     alerts: tuple[AlertRule, ...] = ()
     """The ``[[alerts]]`` threshold rules."""
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     detectors: Any = None
     """The ``[detectors.*]`` settings (``pmon.analysis.detectors.settings.DetectorSettings``); None: the defaults."""
     file: Path | None = None
 
 
 SECTIONS: dict[str, type] = {"store": StoreConfig, "monitor": MonitorConfig, "ui": UIConfig,
-                             "collector": CollectorConfig, "retention": RetentionConfig, "analysis": AnalysisConfig}
+                             "collector": CollectorConfig, "retention": RetentionConfig, "analysis": AnalysisConfig, "api": ApiConfig}
 
 _POSITIVE = {"busy_timeout_ms", "batch_size", "max_buffer", "metrics_cache", "logs_cache", "events_cache",
              "max_text_bytes", "flush_interval", "refresh_interval", "sample_interval", "snapshot_interval",
-             "days", "minute_rollup_days", "rollup_days", "prune_interval", "max_lock_ms", "interval", "warmup"}
+             "days", "minute_rollup_days", "rollup_days", "prune_interval", "max_lock_ms", "interval", "warmup",
+             "max_body_bytes", "max_batch_records", "max_connections", "request_timeout"}
 
 
 _AT_MOST = {
@@ -168,6 +196,8 @@ _AT_MOST = {
     "minute_rollup_days": (36500.0, "a hundred years"), "rollup_days": (36500.0, "a hundred years"),
     "max_lock_ms": (60000.0, "a minute"), "max_db_mb": (1e9, "a petabyte"),
     "interval": (3600.0, "an hour"), "warmup": (30 * 86400.0, "30 days"),
+    "max_body_bytes": (1 << 30, "1 GiB"), "max_batch_records": (1_000_000, "a million"),
+    "max_connections": (100_000, "a hundred thousand"), "request_timeout": (3600.0, "an hour"),
 }
 """Upper bounds, so a typo (``1e10``) is an error here rather than an overflow in a timer months later."""
 
@@ -176,6 +206,10 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if expected is tuple:
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(f"{where}: {name} must be a list of non-empty strings, got {value!r}")
+        return tuple(value)
     if type(value) is not expected:
         raise ConfigError(f"{where}: {name} must be {expected.__name__}, got {type(value).__name__} {value!r}")
     if name == "sample_interval" and not where.endswith("[collector]") and value == 0:
@@ -197,6 +231,13 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"{where}: host_plugin must be a plugin id (1-128 of A-Z a-z 0-9 _ . : -), got {value!r}")
     if name == "sample_interval" and value < 0.1:
         raise ConfigError(f"{where}: sample_interval must be at least 0.1 seconds, got {value!r}")
+    if name == "listen":
+        from pmon.api.listen import parse_listen
+
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if name == "cmdline" and value:
         try:
             re.compile(value)

@@ -468,6 +468,11 @@ class Monitor:
 
     # -- introspection ------------------------------------------------------------
 
+    def buffer_room(self) -> int:
+        """Rows that can still be queued before the oldest are dropped (cheap: for back-pressure, e.g. the API's 503)."""
+        writer = self._writer
+        return self._max_buffer - (writer.backlog if writer else 0)
+
     def status(self) -> dict[str, Any]:
         """Monitor status: caches, queue, rows written, drops, errors, database size."""
         writer = self._writer

@@ -1,0 +1,101 @@
+"""Query strings as the routes accept them: known names only, times like the CLI's, bounded limits."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from pmon import timespec
+from pmon.api.responses import bad_request
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+class Params:
+    """The query string of one request, refusing names the route does not know (a typo is not a silent no-op)."""
+
+    def __init__(self, request: web.Request, allowed: Iterable[str]) -> None:
+        self.query = request.query
+        self.allowed = tuple(allowed)
+        for name in self.query:
+            if name not in self.allowed:
+                raise bad_request(f"unknown query parameter {name!r}; allowed: {', '.join(self.allowed) or 'none'}",
+                                  name)
+        self.now = time.time()
+
+    def text(self, name: str) -> str | None:
+        """A string parameter, or None when absent or empty."""
+        value = self.query.get(name)
+        return value if value else None
+
+    def moment(self, name: str) -> float | None:
+        """``since`` / ``until``: a duration ago (``2h``), an ISO 8601 time, or epoch seconds."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                return timespec.moment(value, self.now)
+            except ValueError as exc:
+                raise bad_request(f"{name}: {exc}", name) from None
+        if not math.isfinite(seconds) or not 0 <= seconds < 32503680000:
+            raise bad_request(f"{name}: {value!r} is not epoch seconds between 1970 and 3000", name)
+        return seconds
+
+    def range(self, default_seconds: float | None = None) -> tuple[float | None, float | None]:
+        """``since`` and ``until``; with a default, ``since`` falls back to that long ago and ``until`` to now."""
+        since, until = self.moment("since"), self.moment("until")
+        if default_seconds is not None:
+            until = self.now if until is None else until
+            since = until - default_seconds if since is None else since
+        if since is not None and until is not None and until <= since:
+            raise bad_request("until must be after since", "until")
+        return since, until
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        """An integer in [low, high]."""
+        value = self.text(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise bad_request(f"{name}: {value!r} must be an integer from {low} to {high}", name)
+        return int(value)
+
+    def limit(self) -> int:
+        """Page size."""
+        return self.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+
+    def cursor(self) -> int | None:
+        """An id cursor from a previous page's ``next_cursor``."""
+        value = self.text("cursor")
+        if value is None:
+            return None
+        if not value.isdigit() or int(value) >= 2**63:
+            raise bad_request(f"cursor: {value!r} is not a cursor this API returned", "cursor")
+        return int(value)
+
+    def pair_cursor(self) -> tuple[int, int] | None:
+        """A ``ts_ms.id`` cursor (metrics page by time)."""
+        value = self.text("cursor")
+        if value is None:
+            return None
+        first, _, second = value.partition("-")
+        if not (first.isdigit() and second.isdigit()) or max(int(first), int(second)) >= 2**63:
+            raise bad_request(f"cursor: {value!r} is not a cursor this API returned", "cursor")
+        return int(first), int(second)
+
+    def choice(self, name: str, allowed: Iterable[str]) -> str | None:
+        """One of ``allowed`` (case-insensitive), or None."""
+        value = self.text(name)
+        if value is None:
+            return None
+        options = list(allowed)
+        if value.lower() not in options:
+            raise bad_request(f"{name}: {value!r} is not one of {', '.join(options)}", name)
+        return value.lower()
