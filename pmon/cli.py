@@ -213,6 +213,29 @@ def _seconds(text: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
+def _check_api(config: Config) -> None:
+    """The API's settings, checked before the daemon starts: aiohttp installed, listen valid, a token where needed."""
+    try:
+        import aiohttp  # noqa: F401
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise UsageProblem("--api: the API needs aiohttp and prometheus-client: pip install 'pmon[api]'") from None
+    from pmon.api.listen import parse_listen
+    from pmon.api.security import resolve_token
+
+    try:
+        resolve_token(config.api, parse_listen(config.api.listen), config.file.parent if config.file else None)
+    except ValueError as exc:
+        raise UsageProblem(f"--api: {exc}") from None
+
+
+def _started(daemon: Any) -> str:
+    line = f"ok started, pid {os.getpid()}"
+    if daemon.api is not None:
+        line += f", API on {daemon.api.url}"
+    return line
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="Sample every plugin once (with a short baseline for rates), snapshot, exit.")
 @click.option("--foreground", is_flag=True,
@@ -220,8 +243,12 @@ def _seconds(text: str) -> float:
 @click.option("-v", "--verbose", is_flag=True, help="Debug log lines.")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None,
               help="Where a detached daemon logs (default: DB.collect.log beside the database).")
+@click.option("--api", "api", metavar="[HOST:]PORT", is_flag=False, flag_value="", default=None,
+              help="Serve the HTTP API, live stream and Prometheus /metrics (default [api] listen, "
+                   "127.0.0.1:8765). Needs pmon[api].")
 @pass_context
-def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file: str | None) -> None:
+def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file: str | None,
+            api: str | None) -> None:
     """The collector daemon: samples the [plugins.NAME] of pmon.toml with psutil.
 
     Records CPU, memory, disk I/O, threads, file descriptors and context
@@ -239,6 +266,7 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
     Examples:
       pmon --config /etc/pmon/pmon.toml collect --foreground
       pmon collect --once -v
+      pmon collect --foreground --api 127.0.0.1:8765
       kill -HUP "$(cat ~/.local/share/pmon/pmon.db.collect.lock)"   # reload the config
     """
     from pmon.collect.daemon import EXIT_FAILED, Daemon
@@ -253,6 +281,13 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
     log_path = None if attached else Path(log_file or db_path.with_name(db_path.name + ".collect.log")).absolute()
     if config.file is not None:
         config = dataclasses.replace(config, file=config.file.absolute())
+    if api is not None:
+        if once:
+            raise UsageProblem("--api: serves while the daemon runs; not with --once")
+        config = dataclasses.replace(config, api=dataclasses.replace(config.api, enabled=True,
+                                                                      listen=api or config.api.listen))
+    if config.api.enabled and not once:
+        _check_api(config)  # before detaching: a missing token is said here, not in a log file
     reload_from = config.file or (Path.cwd() / "pmon.toml")  # resolved now: a detached daemon works from /
     try:
         configure_logging(verbose=verbose, log_file=log_path)  # before detaching: a bad path is said here
@@ -270,7 +305,10 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
     try:
         daemon = Daemon(config, db_path, config_file=reload_from)
         daemon.install_signal_handlers()
-        code = daemon.run(once=once, on_ready=lambda: report_ready(f"ok started, pid {os.getpid()}"))
+        code = daemon.run(once=once, on_ready=lambda: report_ready(_started(daemon)))
+        if daemon.failure:
+            report_ready(daemon.failure)
+            click.echo(f"pmon: {daemon.failure}", err=True)
     except AlreadyRunning as exc:
         report_ready(str(exc))
         click.echo(f"pmon: {exc}", err=True)

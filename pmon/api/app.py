@@ -15,6 +15,12 @@ def build_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[busy_middleware, error_middleware, access_middleware(ctx)],
                           client_max_size=ctx.settings.max_body_bytes)
     app[CONTEXT] = ctx
+    app.on_response_prepare.append(_server_header)
     routes_read.add_routes(app)
     routes_write.add_routes(app)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Name the product, not the versions of Python and aiohttp a scanner would look up."""
+    response.headers["Server"] = "pmon"

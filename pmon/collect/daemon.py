@@ -8,6 +8,7 @@ SIGTERM / SIGINT stop the loop, flush and exit 0; SIGHUP reloads pmon.toml
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from pmon.store.window_queries import window_aggregates
 
 if TYPE_CHECKING:
     from pmon.analysis.runner import AnalysisThread, PassReport
+    from pmon.api.server import ApiServer
 
 log = logging.getLogger("pmon.collect")
 
@@ -46,6 +48,10 @@ EXIT_USAGE = 2
 STOP_TIMEOUT_SECONDS = 4.5
 ONCE_BASELINE_SECONDS = 0.5
 FAILURE_LOG_SECONDS = 60.0
+
+
+class ApiUnavailable(Exception):
+    """The API was asked for and cannot start; the message is one line for the user."""
 
 
 @dataclass
@@ -80,6 +86,10 @@ class Daemon:
         self._reader: sqlite3.Connection | None = None
         self._retention: threading.Thread | None = None
         self._analysis: AnalysisThread | None = None
+        self.api: ApiServer | None = None
+        """The HTTP API, when ``[api] enabled`` (or ``--api``)."""
+        self.failure: str | None = None
+        """Why the daemon could not start, in one line (for a detached start's report)."""
         self._failure_logged_at = -FAILURE_LOG_SECONDS
         self.started_at = time.time()
         self.stop_reason: str | None = None
@@ -128,6 +138,8 @@ class Daemon:
         code = EXIT_OK
         try:
             self.monitor.start_monitoring(sample=False)
+            if self.config.api.enabled:
+                self._start_api()
             if on_ready is not None:
                 on_ready()
             names = ", ".join(self.config.plugins) or "none configured"
@@ -140,6 +152,10 @@ class Daemon:
                 self._start_retention()
                 self._start_analysis()
                 self._loop()
+        except ApiUnavailable as exc:
+            self.failure = str(exc)
+            log.error("%s", exc)
+            code = EXIT_FAILED
         except Exception:  # never a silent death: a detached daemon has only its log
             log.exception("the daemon failed; stopping")
             code = EXIT_FAILED
@@ -245,8 +261,9 @@ class Daemon:
             self.stats.failed_reloads += 1
             log.error("reload failed, keeping the running config: %s", escape_controls(str(exc)))
             return
-        if new.store != self.config.store or new.monitor != self.config.monitor:
-            log.warning("reload: [store] and [monitor] changes take effect after a restart")
+        if new.store != self.config.store or new.monitor != self.config.monitor or new.api != self.config.api:
+            log.warning("reload: [store], [monitor] and [api] changes take effect after a restart")
+            new = dataclasses.replace(new, api=self.config.api)
         self.config = new
         self.collector.configure(new.plugins, system=new.collector.system)
         self.collector.base_dir = self._base_dir(new)
@@ -259,6 +276,37 @@ class Daemon:
             self._analysis.reconfigure(new)
         self.stats.reloads += 1
         log.info("reloaded %s: plugins: %s", file or "defaults", escape_controls(", ".join(new.plugins) or "none"))
+
+    # -- API --------------------------------------------------------------------
+
+    def _start_api(self) -> None:
+        """Serve the HTTP API; ApiUnavailable (one line) when it cannot."""
+        try:
+            from pmon.api.listen import parse_listen
+            from pmon.api.security import resolve_token
+            from pmon.api.server import ApiServer, ApiStartError
+        except ImportError as exc:
+            raise ApiUnavailable(f"the API needs aiohttp and prometheus-client: pip install 'pmon[api]' ({exc})") from None
+        settings = self.config.api
+        try:
+            listen = parse_listen(settings.listen)
+            token = resolve_token(settings, listen, self._base_dir(self.config))
+        except (ValueError, ConfigError) as exc:
+            raise ApiUnavailable(str(exc)) from None
+        self.api = ApiServer(self.monitor, self.db_path, settings, listen, token, daemon_status=self.api_status)
+        try:
+            self.api.start()
+        except ApiStartError as exc:
+            self.api = None
+            raise ApiUnavailable(str(exc)) from None
+
+    def api_status(self) -> dict[str, object]:
+        """The daemon's figures for the API's ``/status``."""
+        stats = self.stats
+        return {"pid": os.getpid(), "started_at": self.started_at, "sample_interval": self.config.collector.sample_interval,
+                "plugins_configured": sorted(self.config.plugins), "ticks": stats.ticks,
+                "skipped_ticks": stats.skipped_ticks, "failed_ticks": stats.failed_ticks, "snapshots": stats.snapshots,
+                "reloads": stats.reloads}
 
     # -- retention ----------------------------------------------------------------
 
@@ -301,6 +349,8 @@ class Daemon:
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         self._stop.set()
         self._wakeup.set()
+        if self.api is not None:  # first: no new records while the rest flushes
+            self.api.stop(max(0.0, min(1.5, deadline - time.monotonic())))
         if self._analysis is not None:
             self._analysis.stop(max(0.0, min(1.0, deadline - time.monotonic())))
         if self._retention is not None:
