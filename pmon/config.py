@@ -207,7 +207,7 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if expected is tuple:
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
             raise ConfigError(f"{where}: {name} must be a list of non-empty strings, got {value!r}")
         return tuple(value)
     if type(value) is not expected:
