@@ -21,10 +21,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from pmon.analysis.alerting import AlertState
+from pmon.analysis.alerting import OPEN_STATES, Alert, AlertState
 from pmon.store.alert_store import open_alerts
 from pmon.store.exposition_queries import CountStep, event_counts_since, log_counts_since
-from pmon.store.queries import plugins
+from pmon.store.queries import PluginSummary, plugins
 from pmon.store.schema import StoreError, open_reader
 
 _HEALTH = (  # Monitor.status() key, family, name, help
@@ -41,6 +41,7 @@ _API = (  # the server's counters, status()["api"]
     ("open_connections", GaugeMetricFamily, "pmon_api_open_connections", "HTTP connections open now."),
     ("stream_clients", GaugeMetricFamily, "pmon_api_stream_clients", "WebSocket clients of the live stream now."),
 )
+
 
 class _RowCounter:
     """A counter per (plugin, rank) that only ever grows, advanced by each step past its mark."""
@@ -105,42 +106,49 @@ class StoreCollector:
         alerts = open_alerts(conn)
         self._logs.advance(conn)
         self._events.advance(conn)
+        return [*_plugin_families(summaries),
+                _counter_family("pmon_logs", "Log rows recorded (pruned rows stay counted).", "level",
+                                self._logs.totals),
+                _counter_family("pmon_events", "Event rows recorded (pruned rows stay counted).", "severity",
+                                self._events.totals),
+                *_alert_families(alerts)]
 
-        value = GaugeMetricFamily("pmon_metric", "Latest recorded value of a plugin's metric.",
-                                  labels=["plugin", "metric"])
-        stamp = GaugeMetricFamily("pmon_metric_timestamp_seconds", "When the latest value of a metric was recorded.",
-                                  labels=["plugin", "metric"])
-        plugin_up = GaugeMetricFamily("pmon_plugin_up", "0 when the plugin's stored status is down, else 1.",
-                                      labels=["plugin"])
-        last_seen = GaugeMetricFamily("pmon_plugin_last_seen_timestamp_seconds",
-                                      "Timestamp of the plugin's newest recorded row.", labels=["plugin"])
-        for summary in summaries:
-            plugin_up.add_metric([summary.plugin_id], 0 if summary.status == "down" else 1)
-            last_seen.add_metric([summary.plugin_id], summary.last_seen)
-            for metric, latest in sorted(summary.latest.items()):
-                value.add_metric([summary.plugin_id, metric], latest.value)
-                stamp.add_metric([summary.plugin_id, metric], latest.timestamp)
 
-        logs = CounterMetricFamily("pmon_logs", "Log rows recorded, counted since this process started serving.",
-                                   labels=["plugin", "level"])
-        for (plugin, level), count in sorted(self._logs.totals.items()):
-            logs.add_metric([plugin, level], count)
-        events = CounterMetricFamily("pmon_events", "Event rows recorded, counted since this process started serving.",
-                                     labels=["plugin", "severity"])
-        for (plugin, severity), count in sorted(self._events.totals.items()):
-            events.add_metric([plugin, severity], count)
+def _plugin_families(summaries: list[PluginSummary]) -> list[Metric]:
+    value = GaugeMetricFamily("pmon_metric", "Latest recorded value of a plugin's metric.",
+                              labels=["plugin", "metric"])
+    stamp = GaugeMetricFamily("pmon_metric_timestamp_seconds", "When the latest value of a metric was recorded.",
+                              labels=["plugin", "metric"])
+    plugin_up = GaugeMetricFamily("pmon_plugin_up", "0 when the plugin's stored status is down, else 1.",
+                                  labels=["plugin"])
+    last_seen = GaugeMetricFamily("pmon_plugin_last_seen_timestamp_seconds",
+                                  "Timestamp of the plugin's newest recorded row.", labels=["plugin"])
+    for summary in summaries:
+        plugin_up.add_metric([summary.plugin_id], 0 if summary.status == "down" else 1)
+        last_seen.add_metric([summary.plugin_id], summary.last_seen)
+        for metric, latest in sorted(summary.latest.items()):
+            value.add_metric([summary.plugin_id, metric], latest.value)
+            stamp.add_metric([summary.plugin_id, metric], latest.timestamp)
+    return [value, stamp, plugin_up, last_seen]
 
-        by_state = GaugeMetricFamily("pmon_alerts", "Open alerts by state.", labels=["state"])
-        states = Counter(alert.state for alert in alerts)
-        for state in (AlertState.PENDING, AlertState.FIRING):
-            by_state.add_metric([state.value], states[state])
-        firing = GaugeMetricFamily("pmon_alert_firing", "1 for each firing alert.",
-                                   labels=["rule", "plugin", "severity"])
-        for alert in alerts:
-            if alert.state is AlertState.FIRING:
-                firing.add_metric([alert.rule, alert.plugin_id, alert.severity], 1)
-        return [value, stamp, plugin_up, last_seen, logs, events, by_state, firing]
 
+def _counter_family(name: str, help_text: str, rank: str, totals: Counter[tuple[str, str]]) -> Metric:
+    family = CounterMetricFamily(name, help_text, labels=["plugin", rank])
+    for labels, count in sorted(totals.items()):
+        family.add_metric(labels, count)
+    return family
+
+
+def _alert_families(alerts: list[Alert]) -> list[Metric]:
+    by_state = GaugeMetricFamily("pmon_alerts", "Open alerts by state.", labels=["state"])
+    states = Counter(alert.state for alert in alerts)
+    for state in OPEN_STATES:
+        by_state.add_metric([state.value], states[state])
+    firing = GaugeMetricFamily("pmon_alert_firing", "1 for each firing alert.", labels=["rule", "plugin", "severity"])
+    for alert in alerts:
+        if alert.state is AlertState.FIRING:
+            firing.add_metric([alert.rule, alert.plugin_id, alert.severity], 1)
+    return [by_state, firing]
 
 def _health_families(health: Callable[[], dict[str, Any]]) -> list[Metric]:
     """pmon's own health from ``Monitor.status()`` (plus the API's counters); nothing when it fails."""
@@ -169,6 +177,7 @@ def _health_families(health: Callable[[], dict[str, Any]]) -> list[Metric]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 def exposition(collector: StoreCollector) -> bytes:
     """The text exposition of ``collector`` alone, on a private registry so no process-global metrics leak in."""
