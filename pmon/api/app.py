@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pmon.api import routes_read, routes_write
+from pmon.api import routes_prometheus, routes_read, routes_write
 from pmon.api.context import CONTEXT, ApiContext
 from pmon.api.security import access_middleware, error_middleware
 from pmon.api.server import busy_middleware
@@ -18,6 +18,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     app.on_response_prepare.append(_server_header)
     routes_read.add_routes(app)
     routes_write.add_routes(app)
+    routes_prometheus.add_routes(app)
     return app
 
 
