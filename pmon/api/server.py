@@ -83,8 +83,9 @@ class _Counted(asyncio.Protocol):
 class _Gate:
     """Open connections, their deadlines, and which of them are inside a request right now."""
 
-    def __init__(self, server: web.Server, ctx: ApiContext) -> None:
-        self.server = server
+    def __init__(self, ctx: ApiContext) -> None:
+        self.server: web.Server | None = None
+        """aiohttp's connection handler factory, once the runner is set up."""
         self.ctx = ctx
         self.open: dict[Any, _Counted] = {}
         self.busy: dict[Any, int] = {}
@@ -96,6 +97,7 @@ class _Gate:
         if len(self.open) >= self.ctx.settings.max_connections:
             counters.refused_connections += 1
             return _Refuse()
+        assert self.server is not None
         inner = self.server()
         wrapped = _Counted(inner, self)
         self.open[inner] = wrapped
@@ -194,12 +196,13 @@ class ApiServer:
         self._stopping = asyncio.Event()
         settings = self.ctx.settings
         app = build_app(self.ctx)
+        gate = _Gate(self.ctx)
+        app[GATE] = gate
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_timeout,
                                handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         assert runner.server is not None and self._sock is not None
-        gate = _Gate(runner.server, self.ctx)
-        app[GATE] = gate
+        gate.server = runner.server
         server = await self._loop.create_server(gate.factory, sock=self._sock, backlog=BACKLOG)
         sweeper = asyncio.create_task(self._sweep(gate))
         log.info("API listening on %s", self.url)
