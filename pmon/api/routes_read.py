@@ -84,10 +84,10 @@ async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     params = Params(request, ("metric_type", "since", "until", "limit", "cursor"))
     since, until = params.range()
-    limit = params.limit()
+    limit, before = params.limit(), params.pair_cursor()
     rows = await _read(ctx, lambda conn: api_queries.metric_page(
         conn, request.match_info["plugin_id"], metric_type=params.text("metric_type"), since=since, until=until,
-        before=params.pair_cursor(), limit=limit))
+        before=before, limit=limit))
     cursor = f"{round(rows[-1].timestamp * 1000)}-{rows[-1].id}" if rows else None
     return json_response(_page([shapes.metric(r) for r in rows], limit, cursor))
 
@@ -98,10 +98,10 @@ async def logs(request: web.Request) -> web.Response:
     params = Params(request, ("level", "q", "since", "until", "limit", "cursor"))
     since, until = params.range()
     level = params.choice("level", [lvl.value for lvl in LogLevel])
-    limit = params.limit()
+    limit, cursor = params.limit(), params.cursor()
     found = await _read(ctx, lambda conn: queries.logs(
         conn, plugin_id=request.match_info["plugin_id"], min_level=level, text=params.text("q"), since=since,
-        until=until, before_id=params.cursor(), limit=limit))
+        until=until, before_id=cursor, limit=limit))
     return json_response(_page([shapes.log(e) for e in found], limit, str(found[-1].id) if found else None))
 
 
@@ -111,10 +111,10 @@ async def events(request: web.Request) -> web.Response:
     params = Params(request, ("severity", "q", "since", "until", "limit", "cursor"))
     since, until = params.range()
     severity = params.choice("severity", [sev.value for sev in Severity])
-    limit = params.limit()
+    limit, cursor = params.limit(), params.cursor()
     found = await _read(ctx, lambda conn: queries.events(
         conn, plugin_id=request.match_info["plugin_id"], min_severity=severity, text=params.text("q"), since=since,
-        until=until, before_id=params.cursor(), limit=limit))
+        until=until, before_id=cursor, limit=limit))
     return json_response(_page([shapes.event(e) for e in found], limit, str(found[-1].id) if found else None))
 
 
@@ -123,9 +123,9 @@ async def snapshots(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     params = Params(request, ("since", "until", "limit", "cursor"))
     since, until = params.range()
-    limit = params.limit()
+    limit, cursor = params.limit(), params.cursor()
     found = await _read(ctx, lambda conn: api_queries.snapshot_page(
-        conn, request.match_info["plugin_id"], since=since, until=until, before_id=params.cursor(), limit=limit))
+        conn, request.match_info["plugin_id"], since=since, until=until, before_id=cursor, limit=limit))
     return json_response(_page([shapes.snapshot(s) for s in found], limit, str(found[-1].id) if found else None))
 
 

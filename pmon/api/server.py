@@ -23,6 +23,7 @@ from pmon.api.context import ApiContext, StoreReaders
 from pmon.api.listen import Listen
 from pmon.config import ApiConfig
 from pmon.monitor import Monitor
+from pmon.store.schema import StoreError, open_writer
 
 log = logging.getLogger("pmon.api")
 
@@ -171,6 +172,10 @@ class ApiServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Bind, start the thread, and return once requests are served; ApiStartError otherwise."""
+        try:
+            open_writer(self.ctx.db_path).close()  # the schema exists before the first read
+        except StoreError as exc:
+            raise ApiStartError(str(exc)) from None
         self._sock = _bind(self.ctx.listen)
         self.port = self._sock.getsockname()[1]
         self.ctx.listen = Listen(self.ctx.listen.host, self.port)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 SCHEMA_VERSION = 3
@@ -232,6 +233,26 @@ def open_writer(path: str | os.PathLike[str], busy_timeout_ms: int = 5000) -> sq
     """
     file = Path(path)
     _check_path(file)
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            return _open_writer(file, busy_timeout_ms)
+        except _Contended:
+            # Two processes creating one file at once: SQLite answers the loser "locked" at once, without
+            # its busy handler (a lock upgrade that would deadlock). Waiting and trying again is the cure.
+            if time.monotonic() + pause > deadline:
+                raise StoreError(f"{file}: database is locked (another process holds it for longer than "
+                                 f"{busy_timeout_ms} ms)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
+class _Contended(Exception):
+    """Opening lost a race for the file's lock."""
+
+
+def _open_writer(file: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(file, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
@@ -243,6 +264,11 @@ def open_writer(path: str | os.PathLike[str], busy_timeout_ms: int = 5000) -> sq
         if mode.lower() != "wal":
             raise StoreError(f"{file}: could not switch to WAL mode (got {mode})")
         migrate(conn, file)
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise _Contended() from None
+        raise _describe(file, exc) from None
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise _describe(file, exc) from None
