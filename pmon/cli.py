@@ -48,6 +48,11 @@ class Context:
     def db_path(self) -> Path:
         return database_path(self.config, self._db)
 
+    @property
+    def config_file(self) -> str | None:
+        """``--config`` / ``$PMON_CONFIG`` as given (not yet loaded)."""
+        return self._config_file
+
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -171,8 +176,10 @@ def tui(ctx: Context, db: str | None, config_file: str | None) -> None:
 @click.option("--retention", is_flag=True,
               help="Measure pruning and rollups on a store of --rows rows (use --rows 10000000 for the target figures).")
 @click.option("--analysis", is_flag=True, help="Measure performance statistics over --rows points and the detectors.")
+@click.option("--api", "api", is_flag=True,
+              help="Measure the HTTP API on a real `pmon collect --api` under a loopback load (needs pmon[api]).")
 def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, drill_rows: int, sampler: bool,
-          retention: bool, analysis: bool) -> None:
+          retention: bool, analysis: bool, api: bool) -> None:
     """Measure the recording and query paths (or, with --console, the console) against baselines in the same run.
 
     \b
@@ -182,14 +189,19 @@ def bench(rows: int, points: int, repeats: int, as_json: bool, console: bool, dr
       pmon bench --sampler
       pmon bench --retention --rows 10000000
       pmon bench --analysis
+      pmon bench --api
     """
     from pmon.bench import (render_table, run_analysis_bench, run_bench, run_console_bench, run_retention_bench,
                             run_sampler_bench)
 
-    if console + sampler + retention + analysis > 1:
-        raise UsageProblem("--console, --sampler, --retention, --analysis: choose one")
+    if console + sampler + retention + analysis + api > 1:
+        raise UsageProblem("--console, --sampler, --retention, --analysis, --api: choose one")
     progress = None if as_json else lambda m: click.echo(m, err=True)
-    if sampler:
+    if api:
+        from pmon.api.api_bench import run_api_bench
+
+        results = run_api_bench(repeats=repeats, progress=progress)
+    elif sampler:
         results = run_sampler_bench(repeats=repeats, progress=progress)
     elif analysis:
         results = run_analysis_bench(rows=rows, repeats=repeats, progress=progress)
@@ -887,8 +899,9 @@ def config_group() -> None:
 
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=True))
-def config_check(file: str | None) -> None:
-    """Exit 0 if FILE (default: the discovered pmon.toml) is valid, else 2 with one line naming the problem.
+@pass_context
+def config_check(ctx: Context, file: str | None) -> None:
+    """Exit 0 if FILE (default: --config, or the discovered pmon.toml) is valid, else 2 with one line naming the problem.
 
     \b
     Example:
@@ -896,7 +909,7 @@ def config_check(file: str | None) -> None:
     """
     from pmon.config import find_config_file, load
 
-    path = Path(file) if file else find_config_file()
+    path = Path(file) if file else find_config_file(ctx.config_file)
     if path is None:
         click.echo("no pmon.toml found ($PMON_CONFIG, ./pmon.toml, $XDG_CONFIG_HOME/pmon/pmon.toml): defaults apply")
         return
