@@ -196,3 +196,18 @@ def test_a_client_trickling_its_headers_is_cut_off_after_the_timeout(tmp_path: P
             waited = time.monotonic() - started
         assert closed and waited < 4, waited
         assert api.get("/status").body["api"]["timed_out_connections"] == 1
+
+
+def test_gzip_bodies_are_accepted_and_the_cap_applies_after_decompression(tmp_path: Path) -> None:
+    import gzip
+
+    with running_api(tmp_path / "p.db", max_body_bytes=20_000) as api:
+        body = json.dumps({"metrics": [{"plugin_id": "a", "metric_type": "cpu_usage", "value": 1}] * 10}).encode()
+        reply = api.post("/batch?wait=1", raw=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+        assert reply.status == 201 and reply.body["accepted"]["metrics"] == 10
+        bomb = gzip.compress(json.dumps({"logs": [{"plugin_id": "a", "level": "info", "message": "x" * 10_000}]
+                                         * 100}).encode())
+        assert len(bomb) < 20_000
+        reply = api.post("/batch", raw=bomb, headers={"Content-Encoding": "gzip"})
+        assert reply.status == 413
+        _assert_served(api)
