@@ -44,7 +44,7 @@ def dumps(payload: Any) -> str:
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response, gzip-compressed when large and the client accepts it."""
-    body = dumps(payload).encode()
+    body = dumps(payload).encode("utf-8", "replace")  # a lone surrogate echoed from a bad body becomes "?"
     response = web.Response(body=body, status=status, content_type="application/json", charset="utf-8",
                             headers=headers)
     if len(body) >= COMPRESS_AT_BYTES:

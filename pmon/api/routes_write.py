@@ -9,6 +9,7 @@ records it would then drop.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,8 @@ async def _take(ctx: ApiContext, records: list[ingest.Record], accepted: dict[st
     ctx.counters.records_accepted += len(records)
     body: dict[str, Any] = {"accepted": accepted}
     if wait:
-        stored = await ctx.readers.run(ctx.monitor.flush, WAIT_SECONDS)
+        # the loop's default pool: waiting for a commit must not hold a store reader thread
+        stored = await asyncio.get_running_loop().run_in_executor(None, ctx.monitor.flush, WAIT_SECONDS)
         if not stored:
             raise ApiError(503, f"queued, but not committed within {WAIT_SECONDS:g} s (the store is busy or full)",
                            None, {"Retry-After": "1"})

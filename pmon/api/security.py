@@ -148,7 +148,8 @@ def access_middleware(ctx: ApiContext) -> Callable[[web.Request, Handler], Await
         if expected is not None:
             given = request.headers.get("Authorization", "")
             scheme, _, credentials = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), expected):
+            given_bytes = credentials.strip().encode("utf-8", "surrogateescape")  # undecodable bytes still compare
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, expected):
                 raise ApiError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)", "Authorization",
                                {"WWW-Authenticate": 'Bearer realm="pmon"'})
         length = request.content_length

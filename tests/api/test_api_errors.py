@@ -71,6 +71,17 @@ def test_malformed_json_empty_bodies_and_deep_nesting_are_400(tmp_path: Path) ->
         _assert_served(api)
 
 
+def test_lone_surrogates_in_names_and_values_are_400_or_stored_never_500(tmp_path: Path) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        reply = api.post("/plugins/web/metrics", raw=b'{"metric_type": "cpu_usage", "value": 1, "\\ud800": 2}')
+        assert reply.status == 400 and reply.body["field"] == "?"
+        reply = api.post("/plugins/web/logs?wait=1", raw=b'{"level": "info", "message": "a\\ud800b"}')
+        assert reply.status == 201
+        message = api.get("/plugins/web/logs").body["items"][0]["message"]
+        assert message.startswith("a\ufffd") and message.endswith("\ufffdb")  # stored scrubbed, as the Python API does
+        assert api.get("/status").body["api"]["responses_5xx"] == 0
+
+
 def _nested(depth: int) -> dict:
     node: dict = {}
     for _ in range(depth):

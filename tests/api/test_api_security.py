@@ -68,6 +68,15 @@ def test_a_wrong_or_missing_token_is_401_and_the_token_is_never_echoed_or_logged
     assert TOKEN not in caplog.text
 
 
+def test_undecodable_credentials_are_401_not_500(tmp_path: Path) -> None:
+    with running_api(tmp_path / "p.db", token=TOKEN) as api:
+        for credentials in (b"\xff\xfe", b"\xc3\xa9", TOKEN.encode() + b"\x80"):
+            answer = api.raw_exchange(f"GET {PREFIX}/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                      .encode() + b"Authorization: Bearer " + credentials + b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 401"), answer[:40]
+        assert api.get("/status").body["api"]["responses_5xx"] == 0
+
+
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.evil.example", "", "localhost.:1"])
 def test_a_foreign_host_header_is_403(tmp_path: Path, host: str) -> None:
     with running_api(tmp_path / "p.db") as api:
