@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pmon.api import routes_prometheus, routes_read, routes_write
+from pmon.api import routes_prometheus, routes_read, routes_write, stream
 from pmon.api.context import CONTEXT, ApiContext
 from pmon.api.security import access_middleware, error_middleware
 from pmon.api.server import busy_middleware
@@ -19,6 +19,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     routes_read.add_routes(app)
     routes_write.add_routes(app)
     routes_prometheus.add_routes(app)
+    stream.add_routes(app)
     return app
 
 

@@ -1,0 +1,65 @@
+"""What the live stream reads: the newest ids ("now"), then every row written after them, by id, in bounded chunks.
+
+Ids grow in commit order whoever writes (the daemon, a plugin in another
+process, a batch POST), so ``id > cursor`` sees each committed row exactly
+once, and a rowid range costs the same however large the table is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from pmon.models import PluginEvent, PluginLog
+from pmon.store import queries
+from pmon.store.api_queries import MetricRow
+from pmon.store.api_queries import _loads as metadata_value
+from pmon.store.console_queries import newest_log_id
+from pmon.store.feed_queries import last_event_id, last_point_id
+
+KINDS = ("logs", "events", "metrics")
+"""What the stream can follow, in the order a read returns them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginPoint:
+    """A stored metric point and the plugin it belongs to."""
+
+    plugin_id: str
+    point: MetricRow
+
+
+@dataclass(slots=True)
+class NewRows:
+    """One read's worth of new rows per kind, oldest first; a kind not followed stays empty."""
+
+    logs: list[PluginLog] = field(default_factory=list)
+    events: list[PluginEvent] = field(default_factory=list)
+    metrics: list[PluginPoint] = field(default_factory=list)
+
+
+def newest_ids(conn: sqlite3.Connection) -> dict[str, int]:
+    """The highest id of each kind (0 when empty): a stream that starts now follows from here."""
+    return {"logs": newest_log_id(conn), "events": last_event_id(conn), "metrics": last_point_id(conn)}
+
+
+def points_with_metadata_after(conn: sqlite3.Connection, after_id: int, limit: int) -> list[PluginPoint]:
+    """Metric points with id > after_id, oldest first, with their metadata (the stream shows it, analysis does not)."""
+    rows = conn.execute(
+        "SELECT p.id, s.plugin_id, s.metric_type, p.value, p.ts_ms, p.metadata FROM metric_points p "
+        "JOIN metric_series s ON s.id = p.series_id WHERE p.id > ? ORDER BY p.id LIMIT ?", (after_id, limit))
+    return [PluginPoint(plugin_id, MetricRow(rid, metric, value, ts_ms / 1000, metadata_value(meta)))
+            for rid, plugin_id, metric, value, ts_ms, meta in rows]
+
+
+def rows_after(conn: sqlite3.Connection, cursors: dict[str, int | None], limit: int) -> NewRows:
+    """Up to ``limit`` rows of each kind newer than its cursor; a kind whose cursor is None is not read."""
+    found = NewRows()
+    logs_after, events_after, points_after = (cursors.get(kind) for kind in KINDS)
+    if logs_after is not None:
+        found.logs = queries.logs(conn, after_id=logs_after, newest_first=False, limit=limit)
+    if events_after is not None:
+        found.events = queries.events(conn, after_id=events_after, newest_first=False, limit=limit)
+    if points_after is not None:
+        found.metrics = points_with_metadata_after(conn, points_after, limit)
+    return found
