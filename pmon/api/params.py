@@ -13,6 +13,19 @@ from pmon.api.responses import bad_request
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_CURSOR = 2**63 - 1
+"""SQLite's largest integer: no id or millisecond time stored can be above it."""
+
+
+def _whole(text: str) -> int | None:
+    """A non-negative integer written in ASCII digits, or None.
+
+    Why not ``str.isdigit``: it takes ``²`` and other digits ``int`` refuses,
+    and ``int`` refuses more than 4,300 digits; both were 500s.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_CURSOR)):
+        return None
+    return int(text)
 
 
 class Params:
@@ -63,9 +76,10 @@ class Params:
         value = self.text(name)
         if value is None:
             return default
-        if not value.isdigit() or not low <= int(value) <= high:
+        number = _whole(value)
+        if number is None or not low <= number <= high:
             raise bad_request(f"{name}: {value!r} must be an integer from {low} to {high}", name)
-        return int(value)
+        return number
 
     def limit(self) -> int:
         """Page size."""
@@ -76,19 +90,21 @@ class Params:
         value = self.text("cursor")
         if value is None:
             return None
-        if not value.isdigit() or int(value) >= 2**63:
+        number = _whole(value)
+        if number is None or number > MAX_CURSOR:
             raise bad_request(f"cursor: {value!r} is not a cursor this API returned", "cursor")
-        return int(value)
+        return number
 
     def pair_cursor(self) -> tuple[int, int] | None:
-        """A ``ts_ms.id`` cursor (metrics page by time)."""
+        """A ``ts_ms-id`` cursor (metrics page by time)."""
         value = self.text("cursor")
         if value is None:
             return None
         first, _, second = value.partition("-")
-        if not (first.isdigit() and second.isdigit()) or max(int(first), int(second)) >= 2**63:
+        ts_ms, row_id = _whole(first), _whole(second)
+        if ts_ms is None or row_id is None or max(ts_ms, row_id) > MAX_CURSOR:
             raise bad_request(f"cursor: {value!r} is not a cursor this API returned", "cursor")
-        return int(first), int(second)
+        return ts_ms, row_id
 
     def choice(self, name: str, allowed: Iterable[str]) -> str | None:
         """One of ``allowed`` (case-insensitive), or None."""

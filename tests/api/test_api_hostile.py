@@ -1,0 +1,36 @@
+"""A hostile or careless client: odd query values, odd HTTP, floods. Each gets a 4xx JSON answer, never a 500,
+and the server goes on serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from api_helpers import Api, running_api
+
+
+def _no_500s(api: Api) -> None:
+    status = api.get("/status")
+    assert status.status == 200 and status.body["api"]["responses_5xx"] == 0, status.body
+
+
+@pytest.mark.parametrize("query", [
+    "limit=%C2%B2",  # '²' is a digit to str.isdigit, not to int()
+    "limit=%D9%A1",  # an Arabic-Indic one
+    "cursor=%C2%B2",
+    "cursor=" + "9" * 5000,  # more digits than int() converts
+    "cursor=" + "9" * 19,  # above SQLite's largest integer
+], ids=["superscript-limit", "arabic-limit", "superscript-cursor", "5000-digit-cursor", "huge-cursor"])
+def test_odd_digits_in_limit_and_cursor_are_400(tmp_path: Path, query: str) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        api.post("/plugins/web/metrics?wait=1", {"metric_type": "cpu_usage", "value": 1})
+        field = query.partition("=")[0]
+        for path in ("/plugins/web/logs", "/plugins/web/events", "/plugins/web/snapshots"):
+            reply = api.get(f"{path}?{query}")
+            assert reply.status == 400 and reply.body["field"] == field, (path, reply.body)
+        metric_query = query.replace("cursor=", "cursor=1-") if field == "cursor" else query
+        reply = api.get(f"/plugins/web/metrics?{metric_query}")
+        assert reply.status == 400 and reply.body["field"] == field, reply.body
+        reply = api.get("/analytics/trends?plugin=web&metric=cpu_usage&points=%C2%B2")
+        assert reply.status == 400 and reply.body["field"] == "points", reply.body
+        _no_500s(api)
