@@ -13,6 +13,8 @@ from pmon.api.responses import bad_request
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+LATEST_MOMENT = 32503680000.0
+"""3000-01-01 in epoch seconds: ``since`` and ``until`` are before it."""
 MAX_CURSOR = 2**63 - 1
 """SQLite's largest integer: no id or millisecond time stored can be above it."""
 
@@ -46,7 +48,13 @@ class Params:
         return value if value else None
 
     def moment(self, name: str) -> float | None:
-        """``since`` / ``until``: a duration ago (``2h``), an ISO 8601 time, or epoch seconds."""
+        """``since`` / ``until``: a duration ago (``2h``), an ISO 8601 time, or epoch seconds, from 1970 to 3000.
+
+        A duration reaching back before 1970 (``100000d``) means "from the
+        start" and becomes 0; an ISO or epoch time outside the range is a 400.
+        Why bounded: times become integer milliseconds for SQLite, which
+        overflows (a 500) near 1e16 s.
+        """
         value = self.text(name)
         if value is None:
             return None
@@ -54,11 +62,15 @@ class Params:
             seconds = float(value)
         except ValueError:
             try:
-                return timespec.moment(value, self.now)
+                return max(0.0, self.now - timespec.duration(value))
+            except ValueError:
+                pass
+            try:
+                seconds = timespec.moment(value, self.now)
             except ValueError as exc:
                 raise bad_request(f"{name}: {exc}", name) from None
-        if not math.isfinite(seconds) or not 0 <= seconds < 32503680000:
-            raise bad_request(f"{name}: {value!r} is not epoch seconds between 1970 and 3000", name)
+        if not math.isfinite(seconds) or not 0 <= seconds < LATEST_MOMENT:
+            raise bad_request(f"{name}: {value!r} is not a time between 1970 and 3000", name)
         return seconds
 
     def range(self, default_seconds: float | None = None) -> tuple[float | None, float | None]:

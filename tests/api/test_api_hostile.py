@@ -34,3 +34,24 @@ def test_odd_digits_in_limit_and_cursor_are_400(tmp_path: Path, query: str) -> N
         reply = api.get("/analytics/trends?plugin=web&metric=cpu_usage&points=%C2%B2")
         assert reply.status == 400 and reply.body["field"] == "points", reply.body
         _no_500s(api)
+
+
+def test_a_duration_longer_than_since_1970_reads_everything_and_times_past_3000_are_400(tmp_path: Path) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        api.post("/batch?wait=1", {"metrics": [
+            {"plugin_id": "web", "metric_type": "response_time", "value": 5},
+            {"plugin_id": "web", "metric_type": "error_rate", "value": 0.5, "timestamp": 1}]})
+        for since in ("1e300d", "99999999999d", "36500d"):  # used to overflow SQLite's integers: 500
+            for path in ("/plugins/web/metrics", "/plugins/web/logs", "/plugins/web/snapshots",
+                         "/analytics/performance", "/analytics/trends", "/analytics/trends?plugin=web&metric=error_rate"):
+                joiner = "&" if "?" in path else "?"
+                reply = api.get(f"{path}{joiner}since={since}")
+                assert reply.status == 200, (path, since, reply.body)
+            assert api.get(f"/plugins/web/metrics?since={since}&cursor=1-1").status == 200
+            assert api.get(f"/analytics/trends?since={since}").body["since"] == 0
+            assert len(api.get(f"/plugins/web/metrics?since={since}").body["items"]) == 2
+        for name, value in (("until", "9999-12-31T00:00:00Z"), ("since", "1969-12-31T00:00:00Z"),
+                            ("until", "32503680000"), ("since", "1e309")):
+            reply = api.get(f"/analytics/performance?{name}={value}")
+            assert reply.status == 400 and reply.body["field"] == name, reply.body
+        _no_500s(api)
