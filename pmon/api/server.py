@@ -21,6 +21,7 @@ from aiohttp import web
 
 from pmon.api.context import ApiContext, StoreReaders
 from pmon.api.listen import Listen
+from pmon.api.responses import error_response
 from pmon.config import ApiConfig
 from pmon.monitor import Monitor
 from pmon.store.schema import StoreError, open_writer
@@ -81,12 +82,39 @@ class _Counted(asyncio.Protocol):
         self.inner.connection_lost(exc)
 
 
+class _JsonErrors(web.RequestHandler):
+    """aiohttp's own answers, before any route (a bad chunk, a header over 8 KiB), in the API's JSON error shape.
+
+    Without this they are text/plain, name the versions of Python and aiohttp
+    in ``Server``, and log a traceback for every malformed request a client
+    cares to send.
+    """
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            log.error("API request %s %s failed", request.method, request.path, exc_info=exc)
+            words = "internal error; the daemon's log has the details"
+        else:
+            log.debug("unparseable request from %s: %s", request.remote, exc)
+            # the first line names the fault; what follows echoes the client's bytes
+            words = (message or str(exc or "bad request")).strip().split("\n", 1)[0].split(":", 1)[0]
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has begun; no room for an error")
+        response = error_response(status, words)
+        response.headers["Server"] = "pmon"
+        response.force_close()
+        return response
+
+
 class _Gate:
     """Open connections, their deadlines, and which of them are inside a request right now."""
 
     def __init__(self, ctx: ApiContext) -> None:
         self.server: web.Server | None = None
-        """aiohttp's connection handler factory, once the runner is set up."""
+        """aiohttp's request dispatcher, once the runner is set up."""
+        self.handler_options: dict[str, Any] = {}
+        """Keyword arguments of each connection's handler (those the runner was given)."""
         self.ctx = ctx
         self.open: dict[Any, _Counted] = {}
         self.busy: dict[Any, int] = {}
@@ -99,7 +127,7 @@ class _Gate:
             counters.refused_connections += 1
             return _Refuse()
         assert self.server is not None
-        inner = self.server()
+        inner = _JsonErrors(self.server, loop=asyncio.get_running_loop(), **self.handler_options)
         wrapped = _Counted(inner, self)
         self.open[inner] = wrapped
         counters.open_connections = len(self.open)
@@ -203,8 +231,8 @@ class ApiServer:
         app = build_app(self.ctx)
         gate = _Gate(self.ctx)
         app[GATE] = gate
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_timeout,
-                               handle_signals=False, shutdown_timeout=1.0)
+        gate.handler_options = {"access_log": None, "keepalive_timeout": settings.request_timeout}
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **gate.handler_options)
         await runner.setup()
         assert runner.server is not None and self._sock is not None
         gate.server = runner.server

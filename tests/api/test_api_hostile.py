@@ -3,6 +3,8 @@ and the server goes on serving."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,32 @@ def test_a_duration_longer_than_since_1970_reads_everything_and_times_past_3000_
             reply = api.get(f"/analytics/performance?{name}={value}")
             assert reply.status == 400 and reply.body["field"] == name, reply.body
         _no_500s(api)
+
+
+def _split(answer: bytes) -> tuple[bytes, dict[str, str], object]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return status_line.encode(), headers, json.loads(body)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"POST /api/advanced-monitoring/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+    b"POST /api/advanced-monitoring/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    b"GET /api/advanced-monitoring/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+    b"GET /api/advanced-monitoring/status?" + b"&".join(b"a%d=1" % i for i in range(3000)) + b" HTTP/1.1\r\n"
+    b"Host: 127.0.0.1\r\n\r\n",
+    b"BREW /api/advanced-monitoring/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # a TLS hello on the plain port
+], ids=["bad-chunk", "duplicate-content-length", "20k-header", "3000-parameters", "odd-method", "tls-hello"])
+def test_requests_aiohttp_cannot_parse_get_the_json_error_shape(tmp_path: Path, request_bytes: bytes,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        status_line, headers, body = _split(api.raw_exchange(request_bytes))
+        assert status_line.endswith(b"400 Bad Request"), status_line
+        assert headers["content-type"].startswith("application/json") and headers["server"] == "pmon", headers
+        assert body["status"] == 400 and body["error"] and "\n" not in body["error"], body
+        _no_500s(api)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
