@@ -79,6 +79,10 @@ async def read_json(request: web.Request, timeout: float) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, f"the request body is larger than {request.client_max_size} bytes "
                             "(api.max_body_bytes)") from None
+    except web.RequestPayloadError:  # a gzip / deflate body that does not decompress
+        encoding = request.headers.get("Content-Encoding", "")
+        raise bad_request(f"the body could not be decoded as Content-Encoding {encoding!r}"
+                          if encoding else "the body could not be read", "body") from None
     if not raw:
         raise bad_request("the request body is empty; send a JSON object", "body")
     try:

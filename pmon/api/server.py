@@ -106,6 +106,14 @@ class _JsonErrors(web.RequestHandler):
         response.force_close()
         return response
 
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """A body that does not decompress fails again when aiohttp drains it after the 400: the client's fault."""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, (web.RequestPayloadError, ConnectionError)):
+            log.debug("dropped a connection whose body could not be read: %s", exc)
+        else:
+            super().log_exception(*args, **kwargs)
+
 
 class _Gate:
     """Open connections, their deadlines, and which of them are inside a request right now."""

@@ -3,8 +3,12 @@ and the server goes on serving."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,18 @@ def test_requests_aiohttp_cannot_parse_get_the_json_error_shape(tmp_path: Path, 
         assert body["status"] == 400 and body["error"] and "\n" not in body["error"], body
         _no_500s(api)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    ("gzip", gzip.compress(b'{"level": "info", "message": "m"}')[:-4] + b"XXXX"),  # a wrong checksum
+    ("gzip", b"not gzip at all"),
+    ("deflate", b"not deflate either"),
+])
+def test_a_body_that_does_not_decompress_is_400(tmp_path: Path, encoding: str, body: bytes,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        reply = api.post("/plugins/web/logs", raw=body, headers={"Content-Encoding": encoding})
+        assert reply.status == 400 and reply.body["field"] == "body" and encoding in reply.body["error"], reply.body
+        _no_500s(api)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
