@@ -83,6 +83,8 @@ async def read_json(request: web.Request, timeout: float) -> Any:
         encoding = request.headers.get("Content-Encoding", "")
         raise bad_request(f"the body could not be decoded as Content-Encoding {encoding!r}"
                           if encoding else "the body could not be read", "body") from None
+    except ConnectionError:  # the client hung up mid-body: nobody reads this answer, but it is no server fault
+        raise bad_request("the connection closed before the whole body arrived", "body") from None
     if not raw:
         raise bad_request("the request body is empty; send a JSON object", "body")
     try:

@@ -105,3 +105,24 @@ def test_a_body_that_does_not_decompress_is_400(tmp_path: Path, encoding: str, b
         _no_500s(api)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
+
+def _wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_client_hanging_up_mid_body_is_not_a_server_error(tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        for framing in (b"Content-Length: 100\r\n\r\n{\"level\"", b"Transfer-Encoding: chunked\r\n\r\n4\r\n{\"le\r\n"):
+            with socket.create_connection(("127.0.0.1", api.port), timeout=5) as sock:
+                sock.sendall(b"POST /api/advanced-monitoring/plugins/web/logs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/json\r\n" + framing)
+                time.sleep(0.2)  # the route is reading the body by now
+        assert _wait_for(lambda: api.get("/status").body["api"]["responses_4xx"] == 2)
+        _no_500s(api)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
