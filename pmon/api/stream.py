@@ -225,7 +225,8 @@ class StreamClient:
 
     def notify(self, payload: dict[str, Any]) -> None:
         """Queue a message of the stream's own (hello, subscribed, error) behind the rows already queued."""
-        text = dumps(payload)
+        # an error may echo a lone surrogate from the client's message, which the socket cannot encode: "?" instead
+        text = dumps(payload).encode("utf-8", "replace").decode("utf-8")
         self.push([text], len(text))
 
     def start_sending(self) -> None:

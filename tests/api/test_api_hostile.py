@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from api_helpers import Api, running_api
+
+from pmon.api import stream
 
 
 def _no_500s(api: Api) -> None:
@@ -125,4 +128,23 @@ def test_a_client_hanging_up_mid_body_is_not_a_server_error(tmp_path: Path,
                 time.sleep(0.2)  # the route is reading the body by now
         assert _wait_for(lambda: api.get("/status").body["api"]["responses_4xx"] == 2)
         _no_500s(api)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_a_lone_surrogate_in_a_subscribe_message_is_an_error_message_and_the_stream_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(api.url + stream.PATH) as ws:
+                assert (await ws.receive_json(timeout=5))["type"] == "hello"
+                # escaped in JSON the text is ASCII; decoded, the name is a lone surrogate the socket cannot encode
+                for text, field in (('{"subscribe": {"\\ud800": 1}}', "?"), ('{"subscribe": {"level": "\\udfff"}}',
+                                                                             "level")):
+                    await ws.send_str(text)
+                    answer = await ws.receive_json(timeout=5)
+                    assert answer["type"] == "error" and answer["field"] == field, answer
+                await ws.send_str('{"subscribe": {"level": "error"}}')
+                assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+                api.monitor.record_log("web", "error", "still streaming")
+                assert (await ws.receive_json(timeout=5))["message"] == "still streaming"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
