@@ -29,8 +29,8 @@ async def _read(ctx: ApiContext, fn: Any, *args: Any) -> Any:
         raise ApiError(503, f"the store cannot be read right now: {exc}", None, {"Retry-After": "1"}) from None
 
 
-def _page(items: list[dict[str, Any]], limit: int, cursor: str | None) -> dict[str, Any]:
-    return {"items": items, "count": len(items), "next_cursor": cursor if len(items) == limit else None}
+def _page(items: list[dict[str, Any]], more: bool, cursor: str | None) -> dict[str, Any]:
+    return {"items": items, "count": len(items), "next_cursor": cursor if more else None}
 
 
 async def status(request: web.Request) -> web.Response:
@@ -85,11 +85,12 @@ async def metrics(request: web.Request) -> web.Response:
     params = Params(request, ("metric_type", "since", "until", "limit", "cursor"))
     since, until = params.range()
     limit, before = params.limit(), params.pair_cursor()
-    rows = await _read(ctx, lambda conn: api_queries.metric_page(
+    page = await _read(ctx, lambda conn: api_queries.metric_page(
         conn, request.match_info["plugin_id"], metric_type=params.text("metric_type"), since=since, until=until,
         before=before, limit=limit))
-    cursor = f"{round(rows[-1].timestamp * 1000)}-{rows[-1].id}" if rows else None
-    return json_response(_page([shapes.metric(r) for r in rows], limit, cursor))
+    last = page.rows[-1] if page.rows else None
+    cursor = f"{round(last.timestamp * 1000)}-{last.id}" if last else None
+    return json_response(_page([shapes.metric(r) for r in page.rows], page.more, cursor))
 
 
 async def logs(request: web.Request) -> web.Response:
@@ -99,10 +100,10 @@ async def logs(request: web.Request) -> web.Response:
     since, until = params.range()
     level = params.choice("level", [lvl.value for lvl in LogLevel])
     limit, cursor = params.limit(), params.cursor()
-    found = await _read(ctx, lambda conn: queries.logs(
-        conn, plugin_id=request.match_info["plugin_id"], min_level=level, text=params.text("q"), since=since,
-        until=until, before_id=cursor, limit=limit))
-    return json_response(_page([shapes.log(e) for e in found], limit, str(found[-1].id) if found else None))
+    page = await _read(ctx, lambda conn: api_queries.log_page(
+        conn, request.match_info["plugin_id"], min_level=level, text=params.text("q"), since=since, until=until,
+        before_id=cursor, limit=limit))
+    return json_response(_page([shapes.log(e) for e in page.rows], page.more, _last_id(page.rows)))
 
 
 async def events(request: web.Request) -> web.Response:
@@ -112,10 +113,10 @@ async def events(request: web.Request) -> web.Response:
     since, until = params.range()
     severity = params.choice("severity", [sev.value for sev in Severity])
     limit, cursor = params.limit(), params.cursor()
-    found = await _read(ctx, lambda conn: queries.events(
-        conn, plugin_id=request.match_info["plugin_id"], min_severity=severity, text=params.text("q"), since=since,
+    page = await _read(ctx, lambda conn: api_queries.event_page(
+        conn, request.match_info["plugin_id"], min_severity=severity, text=params.text("q"), since=since,
         until=until, before_id=cursor, limit=limit))
-    return json_response(_page([shapes.event(e) for e in found], limit, str(found[-1].id) if found else None))
+    return json_response(_page([shapes.event(e) for e in page.rows], page.more, _last_id(page.rows)))
 
 
 async def snapshots(request: web.Request) -> web.Response:
@@ -124,9 +125,13 @@ async def snapshots(request: web.Request) -> web.Response:
     params = Params(request, ("since", "until", "limit", "cursor"))
     since, until = params.range()
     limit, cursor = params.limit(), params.cursor()
-    found = await _read(ctx, lambda conn: api_queries.snapshot_page(
+    page = await _read(ctx, lambda conn: api_queries.snapshot_page(
         conn, request.match_info["plugin_id"], since=since, until=until, before_id=cursor, limit=limit))
-    return json_response(_page([shapes.snapshot(s) for s in found], limit, str(found[-1].id) if found else None))
+    return json_response(_page([shapes.snapshot(s) for s in page.rows], page.more, _last_id(page.rows)))
+
+
+def _last_id(rows: list[Any]) -> str | None:
+    return str(rows[-1].id) if rows else None
 
 
 async def trends(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ import pytest
 from api_helpers import Api, running_api
 
 from pmon.api import stream
+from pmon.store import api_queries
 
 
 def _no_500s(api: Api) -> None:
@@ -148,3 +149,35 @@ async def test_a_lone_surrogate_in_a_subscribe_message_is_an_error_message_and_t
                 api.monitor.record_log("web", "error", "still streaming")
                 assert (await ws.receive_json(timeout=5))["message"] == "still streaming"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_pages_of_large_records_stop_at_the_text_budget_and_the_cursor_walks_them_all(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thousand logs with a megabyte of context each were one gigabyte-sized answer (3 GB of memory for 200)
+    monkeypatch.setattr(api_queries, "PAGE_TEXT_BYTES", 10_000)
+    with running_api(tmp_path / "p.db") as api:
+        padding = "x" * 1000
+        body = {
+            "metrics": [{"plugin_id": "big", "metric_type": "cpu_usage", "value": i, "timestamp": 1000 + i,
+                         "metadata": {"pad": padding}} for i in range(30)],
+            "logs": [{"plugin_id": "big", "level": "info", "message": f"{i} {padding}"} for i in range(30)],
+            "events": [{"plugin_id": "big", "event_type": "e", "description": f"{i}", "data": {"pad": padding}}
+                       for i in range(30)],
+            "snapshots": [{"plugin_id": "big", "custom_metrics": {"pad": padding}} for _ in range(30)]}
+        body["logs"].append({"plugin_id": "big", "level": "info", "message": "y" * 50_000})  # alone over budget
+        assert api.post("/batch?wait=1", body).status == 201
+        for kind, expected in (("metrics", 30), ("logs", 31), ("events", 30), ("snapshots", 30)):
+            seen, cursor, pages = [], None, 0
+            while True:
+                reply = api.get(f"/plugins/big/{kind}?limit=1000" + (f"&cursor={cursor}" if cursor else ""))
+                assert reply.status == 200, reply.body
+                items = reply.body["items"]
+                assert 1 <= len(items) <= 11, (kind, len(items))
+                seen += [item["id"] for item in items]
+                pages += 1
+                cursor = reply.body["next_cursor"]
+                if cursor is None:
+                    break
+            assert len(seen) == len(set(seen)) == expected and pages >= 3, (kind, seen)
+        assert api.get("/plugins/nobody/logs").body == {"items": [], "count": 0, "next_cursor": None}
+        _no_500s(api)
