@@ -185,8 +185,7 @@ def read_items(conn: sqlite3.Connection, cursors: dict[str, int | None], limit: 
     last_ids = {kind: rows[-1].id for kind, rows in (("logs", found.logs), ("events", found.events)) if rows}
     if found.metrics:
         last_ids["metrics"] = found.metrics[-1].point.id
-    full = limit in (len(found.logs), len(found.events), len(found.metrics))
-    return items, last_ids, full
+    return items, last_ids, found.more
 
 
 def _rank(value: Any, enum: type[LogLevel] | type[Severity]) -> int | None:

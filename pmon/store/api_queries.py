@@ -28,6 +28,11 @@ T = TypeVar("T")
 
 PAGE_TEXT_BYTES = 4 * 1024 * 1024
 """Stored text (messages, contexts, metadata) one page holds at most; a page has at least one row."""
+LOG_TEXT = "length(message) + ifnull(length(context), 0) + ifnull(length(traceback), 0)"
+EVENT_TEXT = "length(event_type) + length(description) + ifnull(length(data), 0)"
+METRIC_TEXT = "ifnull(length(metadata), 0)"
+SNAPSHOT_TEXT = "ifnull(length(disk_io), 0) + ifnull(length(network_io), 0) + ifnull(length(custom_metrics), 0)"
+"""What a row of each kind weighs, as SQL over its text columns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +88,12 @@ def metric_page(conn: sqlite3.Connection, plugin_id: str, *, metric_type: str | 
             if before is not None:
                 where += " AND ts_ms <= ? AND NOT (ts_ms = ? AND id >= ?)"  # a range on the index, then a filter
                 args += [before[0], before[0], before[1]]
-            rows = conn.execute(f"SELECT ts_ms, id, length(metadata) FROM metric_points WHERE {where} "
+            rows = conn.execute(f"SELECT ts_ms, id, {METRIC_TEXT} FROM metric_points WHERE {where} "
                                 "ORDER BY ts_ms DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
             pages.append([(ts_ms, rid, metric, size) for ts_ms, rid, size in rows])
         merged = heapq.merge(*pages, key=lambda row: (row[0], row[1]), reverse=True)
         newest = list(islice(merged, limit))
-        chosen = newest[:_fitting([size for *_, size in newest])]
+        chosen = newest[:fitting([size for *_, size in newest])]
         stored = _by_id(conn, "SELECT id, value, metadata FROM metric_points", [rid for _, rid, _, _ in chosen])
     points = [MetricRow(rid, metric, stored[rid][1], ts_ms / 1000, _loads(stored[rid][2]))
               for ts_ms, rid, metric, _ in chosen]
@@ -100,8 +105,7 @@ def log_page(conn: sqlite3.Connection, plugin_id: str, *, min_level: str | None 
              limit: int = 100) -> Page[PluginLog]:
     """A plugin's logs at or above ``min_level``, newest first, with ids below ``before_id``."""
     where, params = queries.common_filters(plugin_id, text, "message", since, until, None, before_id)
-    return _sized_page(conn, "plugin_logs", "length(message) + ifnull(length(context), 0) + "
-                       "ifnull(length(traceback), 0)", where, params, "level", _at_least(LogLevel, min_level), limit,
+    return _sized_page(conn, "plugin_logs", LOG_TEXT, where, params, "level", _at_least(LogLevel, min_level), limit,
                        lambda fits: queries.logs(conn, plugin_id=plugin_id, min_level=min_level, text=text,
                                                  since=since, until=until, before_id=before_id, limit=fits))
 
@@ -111,8 +115,8 @@ def event_page(conn: sqlite3.Connection, plugin_id: str, *, min_severity: str | 
                limit: int = 100) -> Page[PluginEvent]:
     """A plugin's events at or above ``min_severity``, newest first, with ids below ``before_id``."""
     where, params = queries.common_filters(plugin_id, text, "description", since, until, None, before_id)
-    return _sized_page(conn, "plugin_events", "length(event_type) + length(description) + ifnull(length(data), 0)",
-                       where, params, "severity", _at_least(Severity, min_severity), limit,
+    return _sized_page(conn, "plugin_events", EVENT_TEXT, where, params, "severity",
+                       _at_least(Severity, min_severity), limit,
                        lambda fits: queries.events(conn, plugin_id=plugin_id, min_severity=min_severity, text=text,
                                                    since=since, until=until, before_id=before_id, limit=fits))
 
@@ -128,8 +132,7 @@ def snapshot_page(conn: sqlite3.Connection, plugin_id: str, *, since: float | No
                             (*params, fits)).fetchall()
         return [snapshot_from_row(row) for row in rows]
 
-    return _sized_page(conn, "performance_snapshots", "ifnull(length(disk_io), 0) + ifnull(length(network_io), 0) + "
-                       "ifnull(length(custom_metrics), 0)", where, params, "", None, limit, read)
+    return _sized_page(conn, "performance_snapshots", SNAPSHOT_TEXT, where, params, "", None, limit, read)
 
 
 def _at_least(enum: type[LogLevel] | type[Severity], floor: str | None) -> list[str] | None:
@@ -147,7 +150,7 @@ def _sized_page(conn: sqlite3.Connection, table: str, size_sql: str, where: list
     with _one_read(conn):
         sizes = queries._filtered(conn, f"SELECT id, {size_sql} FROM {table}", where, params, rank_column, ranks,
                                   limit, True)
-        fits = _fitting([size for _, size in sizes])
+        fits = fitting([size for _, size in sizes])
         if fits == len(sizes):
             fits = limit
         rows = read(fits)
@@ -167,7 +170,7 @@ def _one_read(conn: sqlite3.Connection) -> Iterator[None]:
         conn.rollback()  # read only: nothing to keep
 
 
-def _fitting(sizes: list[int | None]) -> int:
+def fitting(sizes: list[int | None]) -> int:
     """How many rows, in order, fit in ``PAGE_TEXT_BYTES`` (at least one, when there is one)."""
     total = 0
     for count, size in enumerate(sizes):

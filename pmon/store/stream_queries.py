@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pmon.models import PluginEvent, PluginLog
 from pmon.store import queries
-from pmon.store.api_queries import MetricRow
+from pmon.store.api_queries import EVENT_TEXT, LOG_TEXT, METRIC_TEXT, MetricRow, fitting
 from pmon.store.api_queries import _loads as metadata_value
 from pmon.store.console_queries import newest_log_id
 from pmon.store.feed_queries import last_event_id, last_point_id
@@ -36,6 +36,8 @@ class NewRows:
     logs: list[PluginLog] = field(default_factory=list)
     events: list[PluginEvent] = field(default_factory=list)
     metrics: list[PluginPoint] = field(default_factory=list)
+    more: bool = False
+    """Some kind filled its chunk (by rows or by ``PAGE_TEXT_BYTES``): more may be waiting already."""
 
 
 def newest_ids(conn: sqlite3.Connection) -> dict[str, int]:
@@ -53,13 +55,31 @@ def points_with_metadata_after(conn: sqlite3.Connection, after_id: int, limit: i
 
 
 def rows_after(conn: sqlite3.Connection, cursors: dict[str, int | None], limit: int) -> NewRows:
-    """Up to ``limit`` rows of each kind newer than its cursor; a kind whose cursor is None is not read."""
+    """Up to ``limit`` rows of each kind newer than its cursor, and at most ``PAGE_TEXT_BYTES`` of their text.
+
+    Why the text bound: a plugin that writes a thousand logs with a megabyte
+    of context each would otherwise be read, decoded and encoded in one go,
+    gigabytes for one poll.
+    """
     found = NewRows()
     logs_after, events_after, points_after = (cursors.get(kind) for kind in KINDS)
     if logs_after is not None:
-        found.logs = queries.logs(conn, after_id=logs_after, newest_first=False, limit=limit)
+        count = _chunk(conn, "plugin_logs", LOG_TEXT, logs_after, limit, found)
+        found.logs = queries.logs(conn, after_id=logs_after, newest_first=False, limit=count)
     if events_after is not None:
-        found.events = queries.events(conn, after_id=events_after, newest_first=False, limit=limit)
+        count = _chunk(conn, "plugin_events", EVENT_TEXT, events_after, limit, found)
+        found.events = queries.events(conn, after_id=events_after, newest_first=False, limit=count)
     if points_after is not None:
-        found.metrics = points_with_metadata_after(conn, points_after, limit)
+        count = _chunk(conn, "metric_points", METRIC_TEXT, points_after, limit, found)
+        found.metrics = points_with_metadata_after(conn, points_after, count)
     return found
+
+
+def _chunk(conn: sqlite3.Connection, table: str, size_sql: str, after_id: int, limit: int, found: NewRows) -> int:
+    """How many rows after ``after_id`` to read: ``limit``, or fewer to stay within the text bound."""
+    sizes = [size for (size,) in conn.execute(f"SELECT {size_sql} FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                                               (after_id, limit))]
+    count = fitting(sizes)
+    if count == limit or count < len(sizes):
+        found.more = True
+    return count

@@ -16,7 +16,7 @@ import pytest
 from api_helpers import Api, running_api
 
 from pmon.api import stream
-from pmon.store import api_queries
+from pmon.store import api_queries, stream_queries
 
 
 def _no_500s(api: Api) -> None:
@@ -181,3 +181,24 @@ def test_pages_of_large_records_stop_at_the_text_budget_and_the_cursor_walks_the
             assert len(seen) == len(set(seen)) == expected and pages >= 3, (kind, seen)
         assert api.get("/plugins/nobody/logs").body == {"items": [], "count": 0, "next_cursor": None}
         _no_500s(api)
+
+
+async def test_the_stream_reads_large_new_rows_in_bounded_chunks_and_delivers_them_all(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 300 logs with ~1 MB of context each, committed at once, were read in one poll: 3.4 GB, and 7 delivered in 40 s
+    monkeypatch.setattr(api_queries, "PAGE_TEXT_BYTES", 10_000)
+    with running_api(tmp_path / "p.db") as api:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(api.url + stream.PATH) as ws:
+                hello = await ws.receive_json(timeout=5)
+                for i in range(40):
+                    api.monitor.record_log("big", "info", f"{i} " + "x" * 1000)
+                api.monitor.flush()
+                conn = api.reader()
+                try:
+                    chunk = stream_queries.rows_after(conn, {"logs": hello["last_ids"]["logs"]}, 5000)
+                finally:
+                    conn.close()
+                assert 1 <= len(chunk.logs) <= 11 and chunk.more
+                messages = [(await ws.receive_json(timeout=5))["message"] for _ in range(40)]
+                assert [int(message.split()[0]) for message in messages] == list(range(40))
