@@ -148,7 +148,7 @@ def _sized_page(conn: sqlite3.Connection, table: str, size_sql: str, where: list
     two columns instead of the text, in the same snapshot.
     """
     with _one_read(conn):
-        sizes = queries._filtered(conn, f"SELECT id, {size_sql} FROM {table}", where, params, rank_column, ranks,
+        sizes = queries.filtered_by_rank(conn, f"SELECT id, {size_sql} FROM {table}", where, params, rank_column, ranks,
                                   limit, True)
         fits = fitting([size for _, size in sizes])
         if fits == len(sizes):

@@ -194,7 +194,7 @@ def _rollup_buckets(conn: sqlite3.Connection, series_id: int, start: int, end: i
     return {bucket: (count, total, least, most) for bucket, count, total, least, most in rows}, min(end, covered)
 
 
-def _filtered(conn: sqlite3.Connection, sql: str, where: list[str], params: list[object], rank_column: str,
+def filtered_by_rank(conn: sqlite3.Connection, sql: str, where: list[str], params: list[object], rank_column: str,
               ranks: Iterable[str] | None, limit: int, newest_first: bool) -> list[tuple]:
     """Run one query per allowed level/severity and merge by id.
 
@@ -249,7 +249,7 @@ def logs(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_level: L
     if min_level is not None:
         floor = LogLevel(str(min_level).lower()).rank
         levels = [lvl.value for lvl in LogLevel if lvl.rank >= floor]
-    rows = _filtered(conn, "SELECT id, plugin_id, level, message, timestamp, context, traceback FROM plugin_logs",
+    rows = filtered_by_rank(conn, "SELECT id, plugin_id, level, message, timestamp, context, traceback FROM plugin_logs",
                      where, params, "level", levels, limit, newest_first)
     return [PluginLog(pid, _member(LogLevel, level), message, to_datetime(ts), _loads(ctx), tb, rid)  # type: ignore[arg-type]
             for rid, pid, level, message, ts, ctx, tb in rows]
@@ -276,7 +276,7 @@ def events(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_severi
     if min_severity is not None:
         floor = Severity(str(min_severity).lower()).rank
         severities = [sev.value for sev in Severity if sev.rank >= floor]
-    rows = _filtered(conn, EVENT_SELECT, where, params, "severity", severities, limit, newest_first)
+    rows = filtered_by_rank(conn, EVENT_SELECT, where, params, "severity", severities, limit, newest_first)
     return [event_from_row(row) for row in rows]
 
 
