@@ -239,6 +239,9 @@ def common_filters(plugin_id: str | None, text: str | None, text_column: str, si
     return where, params
 
 
+LOG_SELECT = "SELECT id, plugin_id, level, message, timestamp, context, traceback FROM plugin_logs"
+
+
 def logs(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_level: LogLevel | str | None = None,
          text: str | None = None, since: float | None = None, until: float | None = None,
          after_id: int | None = None, before_id: int | None = None, limit: int = 200,
@@ -249,8 +252,7 @@ def logs(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_level: L
     if min_level is not None:
         floor = LogLevel(str(min_level).lower()).rank
         levels = [lvl.value for lvl in LogLevel if lvl.rank >= floor]
-    rows = filtered_by_rank(conn, "SELECT id, plugin_id, level, message, timestamp, context, traceback FROM plugin_logs",
-                     where, params, "level", levels, limit, newest_first)
+    rows = filtered_by_rank(conn, LOG_SELECT, where, params, "level", levels, limit, newest_first)
     return [PluginLog(pid, _member(LogLevel, level), message, to_datetime(ts), _loads(ctx), tb, rid)  # type: ignore[arg-type]
             for rid, pid, level, message, ts, ctx, tb in rows]
 
