@@ -10,6 +10,7 @@ records it would then drop.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,14 @@ from pmon.api.responses import ApiError, json_response, read_json
 from pmon.api.routes_read import PREFIX
 
 WAIT_SECONDS = 10.0
+ROOM_WAIT_SECONDS = 2.0
+"""How long a request waits for the writer to make room before it is refused with 503.
+
+Why wait at all: a burst fills the buffer in a fraction of a second and the
+writer drains it about as fast; refusing at once would make every sender idle
+for its Retry-After while the disk sits idle too.
+"""
+ROOM_POLL_SECONDS = 0.005
 
 
 def _wants_wait(request: web.Request) -> bool:
@@ -29,7 +38,7 @@ def _wants_wait(request: web.Request) -> bool:
 
 async def _take(ctx: ApiContext, records: list[ingest.Record], accepted: dict[str, int] | int,
                 wait: bool) -> web.Response:
-    if ctx.monitor.buffer_room() < len(records):
+    if not await _room_for(ctx, len(records)):
         ctx.counters.rejected_full += len(records)
         raise ApiError(503, "the write buffer is full (the disk is slower than the senders); nothing was taken, "
                             "retry later", None, {"Retry-After": "1"})
@@ -48,6 +57,18 @@ async def _take(ctx: ApiContext, records: list[ingest.Record], accepted: dict[st
         body["stored"] = True
         return json_response(body, 201)
     return json_response(body, 202)
+
+
+async def _room_for(ctx: ApiContext, count: int) -> bool:
+    """True once the writer's buffer can take ``count`` more rows (within ROOM_WAIT_SECONDS)."""
+    if ctx.monitor.buffer_room() >= count:
+        return True
+    deadline = time.monotonic() + ROOM_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        await asyncio.sleep(ROOM_POLL_SECONDS)
+        if ctx.monitor.buffer_room() >= count:
+            return True
+    return False
 
 
 def _single(kind: str) -> Any:
