@@ -12,7 +12,6 @@ first (SQLite counts them without Python), then only the rows that fit.
 from __future__ import annotations
 
 import heapq
-import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from pmon.models import LogLevel, PerformanceSnapshot, PluginEvent, PluginLog, Severity
 from pmon.store import queries
-from pmon.store.queries import SNAPSHOT_SELECT, snapshot_from_row
+from pmon.store.queries import SNAPSHOT_SELECT, snapshot_from_row, stored_json
 
 T = TypeVar("T")
 
@@ -53,15 +52,6 @@ class MetricRow:
     value: float
     timestamp: float
     metadata: Any
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def plugin_exists(conn: sqlite3.Connection, plugin_id: str) -> bool:
@@ -95,7 +85,7 @@ def metric_page(conn: sqlite3.Connection, plugin_id: str, *, metric_type: str | 
         newest = list(islice(merged, limit))
         chosen = newest[:fitting([size for *_, size in newest])]
         stored = _by_id(conn, "SELECT id, value, metadata FROM metric_points", [rid for _, rid, _, _ in chosen])
-    points = [MetricRow(rid, metric, stored[rid][1], ts_ms / 1000, _loads(stored[rid][2]))
+    points = [MetricRow(rid, metric, stored[rid][1], ts_ms / 1000, stored_json(stored[rid][2]))
               for ts_ms, rid, metric, _ in chosen]
     return Page(points, len(points) == limit or len(chosen) < len(newest))
 

@@ -72,7 +72,8 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _loads(text: str | None) -> object:
+def stored_json(text: str | None) -> Any:
+    """A stored JSON column's value; text that is not JSON (written by hand) comes back as it is."""
     if text is None:
         return None
     try:
@@ -253,7 +254,7 @@ def logs(conn: sqlite3.Connection, *, plugin_id: str | None = None, min_level: L
         floor = LogLevel(str(min_level).lower()).rank
         levels = [lvl.value for lvl in LogLevel if lvl.rank >= floor]
     rows = filtered_by_rank(conn, LOG_SELECT, where, params, "level", levels, limit, newest_first)
-    return [PluginLog(pid, _member(LogLevel, level), message, to_datetime(ts), _loads(ctx), tb, rid)  # type: ignore[arg-type]
+    return [PluginLog(pid, _member(LogLevel, level), message, to_datetime(ts), stored_json(ctx), tb, rid)  # type: ignore[arg-type]
             for rid, pid, level, message, ts, ctx, tb in rows]
 
 
@@ -288,7 +289,7 @@ EVENT_SELECT = "SELECT id, plugin_id, event_type, description, severity, timesta
 def event_from_row(row: tuple) -> PluginEvent:
     """A ``PluginEvent`` from a row of ``EVENT_SELECT``."""
     rid, pid, etype, desc, sev, ts, data, cat = row
-    return PluginEvent(pid, etype, desc, _member(Severity, sev), to_datetime(ts), _loads(data),  # type: ignore[arg-type]
+    return PluginEvent(pid, etype, desc, _member(Severity, sev), to_datetime(ts), stored_json(data),  # type: ignore[arg-type]
                        _member(EventCategory, cat), rid)
 
 
@@ -299,7 +300,7 @@ def snapshot_from_row(row: tuple) -> PerformanceSnapshot:
     rid, pid, ts, *values = row
     fields = dict(zip(SNAPSHOT_FIELDS, values))
     for name in ("disk_io", "network_io", "custom_metrics"):
-        fields[name] = _loads(fields[name]) or {}
+        fields[name] = stored_json(fields[name]) or {}
     return PerformanceSnapshot(pid, to_datetime(ts), **fields, id=rid)
 
 

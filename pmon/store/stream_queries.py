@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pmon.models import PluginEvent, PluginLog
 from pmon.store import queries
 from pmon.store.api_queries import EVENT_TEXT, LOG_TEXT, METRIC_TEXT, MetricRow, fitting
-from pmon.store.api_queries import _loads as metadata_value
+from pmon.store.queries import stored_json as metadata_value
 from pmon.store.console_queries import newest_log_id
 from pmon.store.feed_queries import last_event_id, last_point_id
 
