@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +20,3 @@ def monitor(db_path: Path) -> Iterator[Monitor]:
     m = Monitor(db_path, flush_interval=0.05)
     yield m
     m.stop_monitoring()
-
-
-def rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    """Read straight from the file with plain sqlite3, as a user with the sqlite3 shell would."""
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()

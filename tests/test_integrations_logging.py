@@ -13,7 +13,7 @@ import pytest
 
 from pmon import Monitor
 from pmon.integrations.logging import PmonHandler, install, uninstall
-from conftest import rows
+from sqlite_rows import rows
 
 
 def stored(monitor: Monitor, db_path: Path) -> list[tuple]:

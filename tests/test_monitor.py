@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import rows
+from sqlite_rows import rows
 
 from pmon import DetailedMetric, Monitor, PluginLog
 from pmon.config import Config, StoreConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import rows
+from sqlite_rows import rows
 
 from pmon import LogLevel, MetricType, Monitor
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import rows
+from sqlite_rows import rows
 
 from pmon import Monitor
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import rows
+from sqlite_rows import rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
