@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 FULL = os.environ.get("PMON_RELIABILITY_FULL", "") not in ("", "0")
@@ -24,29 +27,48 @@ def size(reduced: int, full: int) -> int:
     return full if FULL else reduced
 
 
-def other_user() -> tuple[int, int] | None:
-    """(uid, gid) of an unprivileged user who can run this interpreter and import pmon, or None.
+@dataclass(frozen=True)
+class OtherUser:
+    """An unprivileged user, and an interpreter they can run with this checkout and its packages importable."""
 
-    Root ignores file permissions, so "unwritable" cases must run as someone else.
+    uid: int
+    gid: int
+    python: str
+    env: dict[str, str]
+
+
+def other_user() -> OtherUser | None:
+    """``nobody`` (when we are root) able to ``import pmon``, or None.
+
+    Root ignores file permissions, so "unwritable" cases must run as someone
+    else. The venv's interpreter may live under /root (pyenv), which nobody
+    may enter; the system interpreter of the same version, with this checkout
+    and the venv's site-packages on PYTHONPATH, is the same Python.
     """
     if os.geteuid() != 0:
-        return (os.geteuid(), os.getegid())  # already unprivileged
+        return OtherUser(os.geteuid(), os.getegid(), sys.executable, {})
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         return None
-    try:
-        probe = subprocess.run([sys.executable, "-c", "import pmon"], capture_output=True, cwd="/",
-                               user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[], timeout=60)
-    except OSError:  # e.g. the interpreter lives under /root, which nobody may enter
-        return None
-    return (nobody.pw_uid, nobody.pw_gid) if probe.returncode == 0 else None
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]]), "HOME": "/tmp"}
+    for python in dict.fromkeys([sys.executable, f"/usr/bin/python{version}", shutil.which(f"python{version}")]):
+        if not python:
+            continue
+        user = OtherUser(nobody.pw_uid, nobody.pw_gid, python, env)
+        try:
+            probe = run_as(user, "import pmon, psutil, sqlite3", timeout=60)
+        except OSError:  # e.g. the interpreter lives under /root
+            continue
+        if probe.returncode == 0:
+            return user
+    return None
 
 
-def run_as(user: tuple[int, int], code: str, *, timeout: float = 60, env: dict[str, str] | None = None,
+def run_as(user: OtherUser, code: str, *, timeout: float = 60, env: dict[str, str] | None = None,
            cwd: str = "/") -> subprocess.CompletedProcess[str]:
-    """Run ``python -c code`` as ``user`` (from ``other_user()``)."""
-    uid, gid = user
-    kwargs = {} if os.geteuid() != 0 else {"user": uid, "group": gid, "extra_groups": []}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, "HOME": "/tmp", **(env or {})}, **kwargs)
+    """Run ``python -c code`` as ``user``."""
+    kwargs: dict = {} if os.geteuid() != 0 else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    return subprocess.run([user.python, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, **user.env, **(env or {})}, **kwargs)
