@@ -198,8 +198,32 @@ _AT_MOST = {
     "interval": (3600.0, "an hour"), "warmup": (30 * 86400.0, "30 days"),
     "max_body_bytes": (1 << 30, "1 GiB"), "max_batch_records": (1_000_000, "a million"),
     "max_connections": (100_000, "a hundred thousand"), "request_timeout": (3600.0, "an hour"),
+    "busy_timeout_ms": (3_600_000, "an hour"), "batch_size": (1_000_000, "a million"),
+    "max_buffer": (100_000_000, "a hundred million"), "metrics_cache": (10_000_000, "ten million"),
+    "logs_cache": (10_000_000, "ten million"), "events_cache": (10_000_000, "ten million"),
+    "max_text_bytes": (1 << 30, "1 GiB"), "pid": (1 << 22, "the largest Linux pid"),
 }
 """Upper bounds, so a typo (``1e10``) is an error here rather than an overflow in a timer months later."""
+
+
+MAX_FILE_BYTES = 1 << 20
+"""A pmon.toml larger than this is refused before parsing (``--config /dev/zero`` must not eat the memory)."""
+MAX_SHOWN = 60
+"""Characters of an offending value quoted in an error: the line stays one short line."""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to ``MAX_SHOWN`` characters."""
+    return _cut(repr(value))
+
+
+def _name(name: str) -> str:
+    """A table or key name from the file as one short, escaped piece of a line."""
+    return _cut(repr(name)[1:-1])
 
 
 def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
@@ -208,29 +232,30 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         value = float(value)
     if expected is tuple:
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
-            raise ConfigError(f"{where}: {name} must be a list of non-empty strings, got {value!r}")
+            raise ConfigError(f"{where}: {name} must be a list of non-empty strings, got {_shown(value)}")
         return tuple(value)
     if type(value) is not expected:
-        raise ConfigError(f"{where}: {name} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where}: {name} must be {expected.__name__}, got {type(value).__name__} {_shown(value)}")
     if name == "sample_interval" and not where.endswith("[collector]") and value == 0:
         return value  # in-process sampling off
     if expected is float and not math.isfinite(value):
-        raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
+        raise ConfigError(f"{where}: {name} must be a finite number, got {_shown(value)}")
     if name in _POSITIVE and not value > 0:
-        raise ConfigError(f"{where}: {name} must be greater than 0, got {value!r}")
+        raise ConfigError(f"{where}: {name} must be greater than 0, got {_shown(value)}")
     ceiling = _AT_MOST.get(name)
     if ceiling is not None and value > ceiling[0]:
-        raise ConfigError(f"{where}: {name} must be at most {ceiling[0]:g} ({ceiling[1]}), got {value!r}")
+        raise ConfigError(f"{where}: {name} must be at most {ceiling[0]:,.0f} ({ceiling[1]}), got {_shown(value)}")
     if name == "alert_min_severity" and value not in {s.value for s in Severity}:
         raise ConfigError(f"{where}: alert_min_severity must be one of {', '.join(s.value for s in Severity)}")
     if name == "max_text_bytes" and value < 1024:
         raise ConfigError(f"{where}: max_text_bytes must be at least 1024")
     if name in ("max_db_mb", "pid") and value < 0:
-        raise ConfigError(f"{where}: {name} must be 0 or more, got {value!r}")
+        raise ConfigError(f"{where}: {name} must be 0 or more, got {_shown(value)}")
     if name == "host_plugin" and not PLUGIN_ID_PATTERN.fullmatch(value):
-        raise ConfigError(f"{where}: host_plugin must be a plugin id (1-128 of A-Z a-z 0-9 _ . : -), got {value!r}")
+        raise ConfigError(f"{where}: host_plugin must be a plugin id (1-128 of A-Z a-z 0-9 _ . : -), "
+                          f"got {_shown(value)}")
     if name == "sample_interval" and value < 0.1:
-        raise ConfigError(f"{where}: sample_interval must be at least 0.1 seconds, got {value!r}")
+        raise ConfigError(f"{where}: sample_interval must be at least 0.1 seconds, got {_shown(value)}")
     if name == "listen":
         from pmon.api.listen import parse_listen
 
@@ -252,7 +277,7 @@ def _plugin_specs(values: Any, source: str) -> dict[str, PluginSpec]:
         raise ConfigError(f"{source}: plugins must be tables ([plugins.NAME])")
     specs = {}
     for name, table in values.items():
-        where = f"{source}: [plugins.{name}]"
+        where = f"{source}: [plugins.{_name(name)}]"
         if not PLUGIN_ID_PATTERN.fullmatch(name):
             raise ConfigError(f"{where}: the name must be a plugin id (1-128 of A-Z a-z 0-9 _ . : -)")
         if name in RESERVED_PLUGINS:
@@ -274,7 +299,7 @@ def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     for name, value in values.items():
         if name not in known:
             allowed = ", ".join(known)
-            raise ConfigError(f"{where}: unknown key {name!r} (allowed: {allowed})")
+            raise ConfigError(f"{where}: unknown key {_shown(name)} (allowed: {allowed})")
         checked[name] = _check_value(f"{where}", name, value, known[name].default)
     return cls(**checked)
 
@@ -287,6 +312,8 @@ def parse(text: str, source: str = "<string>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{source}: invalid TOML: arrays or inline tables nested too deeply") from None
     sections: dict[str, Any] = {}
     for name, values in data.items():
         if name == "plugins":
@@ -304,7 +331,7 @@ def parse(text: str, source: str = "<string>") -> Config:
                 raise ConfigError(str(exc)) from None
             continue
         if name not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{name}] "
+            raise ConfigError(f"{source}: unknown section [{_name(name)}] "
                               f"(allowed: {', '.join([*SECTIONS, 'plugins.NAME', 'detectors.NAME', '[alerts]'])})")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: {name} must be a table ([{name}])")
@@ -316,16 +343,30 @@ def load(path: str | os.PathLike[str]) -> Config:
     """Read and parse one config file."""
     file = Path(path)
     try:
-        raw = file.read_bytes()
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except IsADirectoryError:
         raise ConfigError(f"{file}: is a directory, expected a pmon.toml file") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{file}: larger than {MAX_FILE_BYTES // (1 << 20)} MiB; is this a pmon.toml?")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) and _is_utf16(raw):
+        raise ConfigError(f"{file}: UTF-16 text; save it as UTF-8")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}); is this a pmon.toml?") from None
     return dataclasses.replace(parse(text, str(file)), file=file)
+
+
+def _is_utf16(raw: bytes) -> bool:
+    """Text some Windows editors save: a byte-order mark, then UTF-16 that decodes."""
+    try:
+        raw.decode("utf-16")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _xdg(variable: str, fallback: str) -> Path:
