@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pmon.plain_text import escape_controls
 from pmon.tui.safe_text import ESCAPE_STYLE, first_line, safe_text, visible
 
 
@@ -47,3 +48,23 @@ def test_first_line_marks_more_lines() -> None:
     assert first_line("slow query\nsecond line").plain == "slow query …"
     assert first_line("one line").plain == "one line"
     assert first_line("windows line\r\nnext").plain == "windows line …"
+
+
+def test_zero_width_characters_bom_and_separators_become_visible() -> None:
+    assert visible("ad\u200bmin\u200c\u200d\ufeff\u2060") == "ad\\u200bmin\\u200c\\u200d\\ufeff\\u2060"
+    assert visible("one\u2028two\u2029three", keep_newlines=True) == "one\\u2028two\\u2029three"
+
+
+def test_characters_beyond_the_basic_plane_get_the_long_escape() -> None:
+    assert visible("flag\U000e0001") == "flag\\U000e0001"
+
+
+def test_lone_surrogates_become_visible() -> None:
+    assert visible("a\ud800b\udfff") == "a\\ud800b\\udfff"
+    assert safe_text("\ud800").plain == "\\ud800"
+
+
+def test_the_console_and_the_cli_escape_the_same_characters() -> None:
+    sample = "".join(map(chr, range(0x2100))) + "\ud800\ufeff\U000e0001"
+    assert visible(sample) == escape_controls(sample)
+    assert safe_text(sample).plain == escape_controls(sample)
