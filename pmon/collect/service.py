@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pmon.plain_text import escape_controls
 
@@ -22,15 +23,26 @@ LOG_BACKUPS = 3
 
 
 class PlainFormatter(logging.Formatter):
-    """``2026-11-26T04:50:00Z INFO pmon.collect: message``, with controls escaped."""
+    """``2026-11-26T04:50:00Z INFO pmon.collect: message``, with controls escaped.
+
+    A record is one line: a newline in its message (a value from pmon.toml,
+    the decoded path of an API request) is shown as ``\\n``, so nothing from
+    outside can forge a line of its own. Only a traceback keeps its breaks.
+    """
 
     converter = time.gmtime
 
     def __init__(self) -> None:
         super().__init__(LOG_FORMAT, "%Y-%m-%dT%H:%M:%SZ")
 
-    def format(self, record: logging.LogRecord) -> str:
-        return escape_controls(super().format(record), keep_newlines=True)
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return escape_controls(super().formatException(ei), keep_newlines=True)
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return escape_controls(super().formatStack(stack_info), keep_newlines=True)
 
 
 def configure_logging(*, verbose: bool, log_file: Path | None) -> None:
@@ -91,7 +103,8 @@ def report_ready(message: str) -> None:
 
 
 def wait_ready(read_fd: int, timeout: float = 10.0) -> str:
-    """The daemon's first line ("" if it died before saying anything)."""
+    """The daemon's first line ("" if it died before saying anything), controls escaped: the starting command
+    prints it, and it may quote a bad pmon.toml."""
     import select
 
     chunks = []
@@ -107,4 +120,4 @@ def wait_ready(read_fd: int, timeout: float = 10.0) -> str:
         if b"\n" in chunk:
             break
     os.close(read_fd)
-    return b"".join(chunks).decode(errors="replace").strip()
+    return escape_controls(b"".join(chunks).decode(errors="replace").strip())
