@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +58,30 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The top-level group: an SQLite error escaping any command is one line naming the database, not a traceback.
+
+    Why here: a file damaged in its middle opens fine and fails only when a
+    query reaches the bad page, in whichever command reads it.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except sqlite3.Error as exc:
+            found = ctx.find_object(Context)
+            where = found.db_path if found is not None else "the database"
+            raise UsageProblem(f"{where}: {exc}{_damage_hint(exc)}") from None
+
+
+def _damage_hint(exc: BaseException) -> str:
+    text = str(exc)
+    if "malformed" in text or "not a database" in text:
+        return " (the file is damaged; pmon leaves it as it is)"
+    return ""
+
+
+@click.group(cls=_Commands, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="PMON_DB", metavar="PATH", help="Database file (default: $PMON_DB, pmon.toml, XDG data dir).")
 @click.option("--config", "config_file", envvar="PMON_CONFIG", metavar="PATH",
               help="pmon.toml to use (default: $PMON_CONFIG, ./pmon.toml, XDG config dir).")
@@ -139,7 +163,30 @@ def status(ctx: Context, as_json: bool) -> None:
 def _open_console(path: Path, config: Config) -> None:
     from pmon.tui.app import run
 
+    _refuse_foreign_file(path)
     run(path, refresh_interval=config.ui.refresh_interval)
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """One line and exit 2 for a path pmon could never use (a folder, a damaged or foreign file, a newer schema),
+    found through a read-only connection; a missing or still empty database passes (the console waits for data,
+    a writer creates the schema).
+
+    Why before any writer: a read-write connection closed on a file that is not a database deletes the -wal and
+    -shm beside it; a read-only one touches nothing.
+    """
+    from pmon.store.schema import open_reader
+
+    try:
+        if not path.is_dir() and (not path.exists() or path.stat().st_size == 0):
+            return
+        open_reader(path).close()
+    except OSError as exc:
+        raise UsageProblem(f"{path}: {exc.strerror or exc}") from None
+    except StoreError as exc:
+        text = str(exc)
+        if not any(passing in text for passing in ("no schema yet", "locked", "busy")):
+            raise UsageProblem(text) from None
 
 
 @main.command()
@@ -301,6 +348,7 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
     if config.api.enabled and not once:
         _check_api(config)  # before detaching: a missing token is said here, not in a log file
     reload_from = config.file or (Path.cwd() / "pmon.toml")  # resolved now: a detached daemon works from /
+    _refuse_foreign_file(db_path)  # before detaching, and before the daemon opens it for writing
     try:
         configure_logging(verbose=verbose, log_file=log_path)  # before detaching: a bad path is said here
     except OSError as exc:
@@ -352,13 +400,18 @@ def prune(ctx: Context, older_than: float | None, as_json: bool) -> None:
     """
     from pmon.store.retention import prune as run_prune
 
+    from pmon.store.schema import open_reader
+
     path = ctx.db_path
     if not path.exists():
         raise UsageProblem(f"{path}: no database here; nothing to prune")
     try:
+        open_reader(path).close()  # refuses what is not a pmon database before anything opens it for writing
         report = run_prune(path, ctx.config.retention, older_than=older_than)
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
+    if report.failed:
+        raise UsageProblem(report.failed)
     if as_json:
         _emit_json(dataclasses.asdict(report))
     else:

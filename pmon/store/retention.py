@@ -59,6 +59,8 @@ CAP_TARGET = 0.9
 CAP_ROUNDS = 60
 HEADROOM_SUFFIX = "-headroom"
 MB = 1024 * 1024
+SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_NOTADB = 8, 11, 26
+"""Primary result codes of errors no retry gets past."""
 TABLES = ("metric_points", "plugin_logs", "plugin_events", "performance_snapshots", "metric_rollups_1m",
           "metric_rollups_1h", "alerts", "alert_silences")
 
@@ -93,6 +95,9 @@ class PruneReport:
     """Still above ``max_db_mb`` afterwards (only rows not rolled up yet, or nothing left to delete)."""
     headroom_released: bool = False
     """The disk was full and the headroom ballast was given up so the deletes could be written."""
+    failed: str = ""
+    """Why the pass stopped where no later pass gets further without a person (a read-only or damaged file),
+    naming the file; empty otherwise."""
     duration_s: float = 0.0
 
     @property
@@ -126,6 +131,19 @@ def _is_busy(exc: BaseException) -> bool:
 
 def _is_full(exc: BaseException) -> bool:
     return "full" in str(exc).lower()
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == SQLITE_READONLY or "readonly" in str(exc).lower()
+
+
+def _needs_a_person(path: Path, exc: sqlite3.Error) -> str:
+    """The ``failed`` line for an error retrying cannot get past, else ''."""
+    if _is_read_only(exc):
+        return f"{path}: cannot write, read-only for this user ({exc})"
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in str(exc):
+        return f"{path}: {exc} (the file is damaged; pmon leaves it as it is)"
+    return ""
 
 
 class _Rows:
@@ -246,7 +264,8 @@ class Pruner:
             except _Busy:
                 report.complete = False
             except sqlite3.Error as exc:
-                report.errors.append(f"{type(exc).__name__}: {exc}")
+                report.failed = _needs_a_person(self.path, exc)
+                report.errors.append(report.failed or f"{type(exc).__name__}: {exc}")
                 report.complete = False
             if stop.is_set():
                 report.complete = False
@@ -278,6 +297,8 @@ class Pruner:
             result = roll_up(conn, now, steps=steps)
             report.rolled_up, rolled_up = result.points, result.complete
         except sqlite3.Error as exc:  # busy, or a full disk: deleting only what is rolled up is still safe
+            if _needs_a_person(self.path, exc):
+                raise  # no step of the pass would get further
             report.busy += _is_busy(exc)
             report.errors.append(f"roll-up: {exc}")
             report.complete = False
