@@ -14,14 +14,13 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from reliability_helpers import other_user, run_as
+from test_rel_config import run_many
 
 from pmon.monitor import Monitor
 from pmon.store.schema import SCHEMA_VERSION
@@ -37,27 +36,6 @@ COMMANDS = {
     "collect": ["collect", "--once"],
     "console": [],
 }
-
-DRIVER = """
-import contextlib, io, json, sys, traceback
-from pmon.cli import main
-results = []
-for args in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    code = 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            main(args, prog_name="pmon")
-        except SystemExit as exc:
-            code = exc.code
-        except BaseException:
-            traceback.print_exc()
-            code = "raised"
-    results.append((code, err.getvalue()))
-print(json.dumps(results))
-"""
-"""Runs several `pmon` command lines in one process, each as click runs it (stderr and exit code per line)."""
-
 
 @pytest.fixture(scope="module")
 def pmon_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -116,12 +94,9 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 def run_commands(db: Path, names: list[str], cwd: Path) -> dict[str, tuple[object, str]]:
-    lines = [["--db", str(db), *COMMANDS[name]] for name in names]
-    env = {k: v for k, v in os.environ.items() if k not in ("PMON_CONFIG", "PMON_DB")}
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(lines)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return dict(zip(names, map(tuple, json.loads(done.stdout.splitlines()[-1]))))
+    """Each command on ``db``, all in one process (see ``run_many``): exit code and stderr by name."""
+    results = run_many([["--db", str(db), *COMMANDS[name]] for name in names], cwd)
+    return {name: (result.returncode, result.stderr) for name, result in zip(names, results)}
 
 
 def assert_one_line(name: str, result: tuple[object, str], db: Path, *expected: str) -> None:
