@@ -325,6 +325,7 @@ class Daemon:
         from pmon.store.retention import prune
 
         pause = 1.0  # the first pass soon after start: a daemon restarted after a month prunes at once
+        failure_logged_at = -FAILURE_LOG_SECONDS
         while not self._stop.wait(pause):
             pause = self.config.retention.prune_interval
             try:
@@ -336,6 +337,9 @@ class Daemon:
                 self.self_monitor.last_prune_lock_ms = report.max_hold_ms
             if report.deleted_total:
                 log.info("retention: %s", report.summary())
+            if report.failed and time.monotonic() - failure_logged_at >= FAILURE_LOG_SECONDS:
+                failure_logged_at = time.monotonic()  # a read-only or damaged file says so once a minute, not per pass
+                log.error("retention cannot run: %s", escape_controls(report.failed))
 
     # -- analysis ---------------------------------------------------------------
 
