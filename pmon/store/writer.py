@@ -6,7 +6,8 @@ transactions of up to ``batch_size`` rows every ``flush_interval`` (sooner when
 a batch is full). When storage fails (locked, disk full, read-only, folder
 gone) rows stay queued, the error is counted and logged at most once a minute,
 and the writer retries with backoff until storage recovers. Past
-``max_buffer`` queued rows the oldest are dropped and counted.
+``max_buffer`` queued rows the oldest are dropped and counted. The writer also
+keeps the WAL from staying large after a long read transaction (``_check_wal``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ LOG_EVERY_SECONDS = 60.0
 MIN_SLEEP_SECONDS = 0.005
 MAX_SLEEP_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 5.0
+WAL_TRUNCATE_BYTES = 16 * 1024 * 1024
+"""A WAL larger than this is checkpointed and cut to nothing as soon as no reader needs it."""
+WAL_CHECK_SECONDS = 1.0
 
 
 class FlushMarker:
@@ -56,6 +60,10 @@ class WriterStats:
     last_error_at: float | None = None
     last_flush_ms: float = 0.0
     last_commit_at: float | None = None
+    wal_bytes: int = 0
+    """Size of the ``-wal`` file when the writer last looked (every WAL_CHECK_SECONDS)."""
+    wal_pinned_since: float | None = None
+    """Since when (epoch seconds) an open read transaction keeps an oversized WAL from being cut; None if none does."""
 
 
 _KIND = {"m": "metrics", "l": "logs", "e": "events", "s": "snapshots"}
@@ -110,6 +118,8 @@ class Writer:
         self._retry_at = 0.0
         self._failures = 0
         self._last_logged = 0.0
+        self._wal_checked_at = 0.0
+        self._wal_logged = 0.0
         _live_writers.add(self)
 
     # -- producer side -------------------------------------------------------------
@@ -206,6 +216,9 @@ class Writer:
             if woken or len(self.queue) >= self.batch_size or now - last >= self.flush_interval:
                 self._drain()
                 last = time.monotonic()
+            if now - self._wal_checked_at >= WAL_CHECK_SECONDS:
+                self._wal_checked_at = now
+                self._check_wal()
         self._drain()
 
     def _take(self) -> None:
@@ -296,6 +309,52 @@ class Writer:
         if isinstance(exc, sqlite3.DatabaseError) and "locked" not in str(exc) and "busy" not in str(exc):
             self._close()  # a fresh connection after disk-full / IO errors
         self._report(f"cannot write to {self.path}: {self.stats.last_error}; rows kept in memory and retried")
+
+    def _check_wal(self) -> None:
+        """Cut an oversized WAL back to nothing once no reader needs it; report it while one does.
+
+        SQLite's automatic checkpoints copy pages back into the database but never
+        shrink the ``-wal`` file, and cannot recycle it while a reader holds an older
+        snapshot: one long read transaction makes the WAL grow with every commit and
+        keep that size for good. A TRUNCATE checkpoint that does not wait (busy
+        timeout 0, so neither this thread nor other writers stall on readers) is
+        tried each WAL_CHECK_SECONDS while the file is over WAL_TRUNCATE_BYTES.
+        """
+        stats = self.stats
+        try:
+            stats.wal_bytes = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            stats.wal_bytes = 0
+        if stats.wal_bytes <= WAL_TRUNCATE_BYTES or self._conn is None:
+            return
+        with self._io_lock:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # the bulk, without the write lock
+                conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            except sqlite3.Error:
+                self._close()  # the next commit reopens it, with its busy timeout for certain
+                busy = 1
+        if not busy:
+            if stats.wal_pinned_since is not None:
+                log.warning("pmon: the WAL of %s is checkpointed and truncated again (it was %d MiB)",
+                            self.path, stats.wal_bytes >> 20)
+            stats.wal_bytes, stats.wal_pinned_since = 0, None
+            return
+        now = time.time()
+        if stats.wal_pinned_since is None:
+            stats.wal_pinned_since = now
+        if time.monotonic() - self._wal_logged >= LOG_EVERY_SECONDS:
+            self._wal_logged = time.monotonic()
+            log.warning("pmon: the WAL of %s is %d MiB and cannot be checkpointed while another connection reads "
+                        "an older snapshot (for %.0f s so far); it is truncated once that read transaction ends",
+                        self.path, stats.wal_bytes >> 20, now - stats.wal_pinned_since)
 
     def _report(self, message: str) -> None:
         now = time.monotonic()
