@@ -346,7 +346,7 @@ class Monitor:
         if type(value) is not float or value - value != 0.0:
             value = validate.number("value", value)
         ts = time.time() if timestamp is None else validate.timestamp(timestamp)
-        meta = None if metadata is None else validate.json_text("metadata", metadata)
+        meta = None if metadata is None else validate.json_text("metadata", metadata, self.settings.max_text_bytes)
         row = ("m", pid, mtype, value, ts, meta)
         self._metric_rows.append(row)
         q = self._queue  # _enqueue inlined: this is the hottest call
@@ -370,7 +370,7 @@ class Monitor:
         if traceback is not None and (type(traceback) is not str or len(traceback) * 4 > limit):
             traceback = validate.text("traceback", traceback, limit)
         ts = time.time() if timestamp is None else validate.timestamp(timestamp)
-        ctx = None if context is None else validate.json_text("context", context)
+        ctx = None if context is None else validate.json_text("context", context, limit)
         row = ("l", pid, lvl, message, ts, ctx, traceback)
         self._log_rows.append(row)
         q = self._queue
@@ -396,7 +396,7 @@ class Monitor:
         limit = self.settings.max_text_bytes
         description = validate.text("description", description, limit)
         ts = time.time() if timestamp is None else validate.timestamp(timestamp)
-        payload = None if data is None else validate.json_text("data", data)
+        payload = None if data is None else validate.json_text("data", data, limit)
         row = ("e", pid, event_type, description, sev, ts, payload, category_for(event_type))
         self.events_cache.rows.append(row)
         self._enqueue(row)
@@ -414,10 +414,13 @@ class Monitor:
                              f"allowed: {', '.join(SNAPSHOT_FIELDS)} (put others in custom_metrics)")
         values: dict[str, Any] = {}
         for name in SNAPSHOT_NUMBERS:
-            values[name] = validate.number(f"snapshot_data[{name!r}]", snapshot_data.get(name, 0))
-        values["request_count"] = int(values["request_count"])
+            check = validate.count if name == "request_count" else validate.number
+            values[name] = check(f"snapshot_data[{name!r}]", snapshot_data.get(name, 0))
+        limit = self.settings.max_text_bytes
         for name in SNAPSHOT_DICTS:
-            values[name] = validate.json_text(f"snapshot_data[{name!r}]", snapshot_data.get(name) or {})
+            # scrubbed here: the writer's retry for lone surrogates looks at a row's strings, not into this dict
+            values[name] = validate.scrub(validate.json_text(f"snapshot_data[{name!r}]", snapshot_data.get(name) or {},
+                                                             limit))
         ts = time.time() if timestamp is None else validate.timestamp(timestamp)
         self._enqueue(("s", pid, ts, values))
 
