@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pmon.monitor")
 
+LOG_EVERY_SECONDS = 60.0
+"""Least time between two warnings about rows dropped over the plugin id cap."""
+
 AlertCallback = Callable[[PluginEvent], Any]
 T = TypeVar("T")
 
@@ -121,6 +124,9 @@ class Monitor:
         """The most recent events, as ``PluginEvent`` objects."""
         self._metric_rows, self._log_rows = self.metrics_cache.rows, self.logs_cache.rows
         self._known_ids: dict[str, str] = {}
+        self._refused_rows = 0
+        self._refused_last: str | None = None
+        self._refused_logged_at = 0.0
         self._callbacks: list[AlertCallback] = []
         self._alert_rank = Severity(self.settings.alert_min_severity).rank
         self._lock = threading.Lock()
@@ -266,6 +272,52 @@ class Monitor:
             return True
         return writer.flush(timeout)
 
+    # -- plugin ids ---------------------------------------------------------------
+
+    def _plugin(self, plugin_id: Any) -> str | None:
+        """The checked id, or None when its rows are dropped (over the cap); record_metric / record_log inline it."""
+        try:
+            return self._known_ids[plugin_id]
+        except (KeyError, TypeError):  # a new id (or an unhashable one, which the check names)
+            return self._new_plugin(plugin_id)
+
+    def _new_plugin(self, plugin_id: Any) -> str | None:
+        """Check an id not seen before; None (the row is dropped and counted) once MAX_PLUGIN_IDS are known.
+
+        Why drop rather than raise: the cap is reached at run time, after a
+        call worked in every test; like full storage, it must not raise into
+        the host. ``status()`` counts the dropped rows and the log says so
+        once a minute. A malformed id still raises ``ValueError`` at once.
+        """
+        pid = validate.plugin_id(plugin_id, {})
+        with self._lock:
+            if pid in self._known_ids or len(self._known_ids) < validate.MAX_PLUGIN_IDS:
+                self._known_ids[pid] = pid
+                return pid
+        self._refuse(pid)
+        return None
+
+    def _refuse(self, plugin_id: str, *_: Any) -> None:
+        """Count a row dropped over the plugin id cap; warn at most once a minute."""
+        with self._lock:
+            self._refused_rows += 1
+            self._refused_last = plugin_id
+            now = time.monotonic()
+            if self._refused_logged_at and now - self._refused_logged_at < LOG_EVERY_SECONDS:
+                return
+            self._refused_logged_at = now
+        log.warning("pmon: this monitor already records %s distinct plugin ids (the cap, "
+                    "pmon.validate.MAX_PLUGIN_IDS); rows of new ids such as %r are dropped (%d so far, "
+                    "status()['plugin_overflow_rows'])", f"{validate.MAX_PLUGIN_IDS:,}", plugin_id,
+                    self._refused_rows)
+
+    def accepts_plugin(self, plugin_id: str) -> bool:
+        """False when ``plugin_id`` is new and MAX_PLUGIN_IDS ids are already known (its rows would be dropped).
+
+        For front ends that can tell their client (the HTTP API) rather than drop.
+        """
+        return len(self._known_ids) < validate.MAX_PLUGIN_IDS or plugin_id in self._known_ids
+
     # -- tracking -----------------------------------------------------------------
 
     def track(self, plugin_id: str, operation: str | None = None) -> Tracker:
@@ -278,10 +330,17 @@ class Monitor:
         """
         from pmon.tracking import CallCounters, Tracker
 
-        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        pid = self._known_ids.get(plugin_id) if isinstance(plugin_id, str) else None
+        if pid is None:
+            pid = validate.plugin_id(plugin_id, {})
         if operation is not None and (not isinstance(operation, str) or not operation.strip()
                                       or len(operation) > 128):
             raise ValueError(f"operation: {operation!r} must be a non-empty string of at most 128 characters")
+        if not self.accepts_plugin(pid):  # over the cap: calls run as usual, their rows are dropped and counted
+            tracker = Tracker(self, pid, operation, CallCounters(pid, self.settings.flush_interval))
+            tracker._record_time = self._refuse
+            return tracker
+        pid = self._new_plugin(pid) or pid
         with self._lock:
             counters = self._track_counters.get(pid)
             if counters is None:
@@ -339,7 +398,12 @@ class Monitor:
         Besides the seed's seven types, a dotted lowercase name (``custom.queue_depth``)
         records a custom metric; the daemon records ``process.*``, ``system.*``, ``pmon.*`` ones.
         """
-        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        try:
+            pid = self._known_ids[plugin_id]
+        except (KeyError, TypeError):  # a new id (or an unhashable one, which the check names)
+            pid = self._new_plugin(plugin_id)
+            if pid is None:
+                return
         mtype = _METRICS.get(metric_type) if isinstance(metric_type, str) else None
         if mtype is None:
             mtype = validate.custom_metric(metric_type, MetricType)
@@ -360,7 +424,12 @@ class Monitor:
                    context: dict[str, Any] | None = None, traceback: str | None = None, *,
                    timestamp: Any = None) -> None:
         """Record one log line, with an optional context dict and traceback text."""
-        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        try:
+            pid = self._known_ids[plugin_id]
+        except (KeyError, TypeError):  # a new id (or an unhashable one, which the check names)
+            pid = self._new_plugin(plugin_id)
+            if pid is None:
+                return
         lvl = _LEVELS.get(level) if isinstance(level, str) else None
         if lvl is None:
             raise validate.bad_enum("level", level, LogLevel)
@@ -387,7 +456,9 @@ class Monitor:
         ``notify`` True passes it to the callbacks whatever its severity (pmon's own
         alerts: a rule's firing and resolving always reach them), False never.
         """
-        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        pid = self._plugin(plugin_id)
+        if pid is None:
+            return
         sev = _SEVERITIES.get(severity) if isinstance(severity, str) else None
         if sev is None:
             raise validate.bad_enum("severity", severity, Severity)
@@ -405,7 +476,9 @@ class Monitor:
 
     def create_snapshot(self, plugin_id: str, snapshot_data: dict[str, Any], *, timestamp: Any = None) -> None:
         """Record a performance snapshot with the seed's fields (missing numbers are 0, dicts empty)."""
-        pid = self._known_ids.get(plugin_id) or validate.plugin_id(plugin_id, self._known_ids)
+        pid = self._plugin(plugin_id)
+        if pid is None:
+            return
         if not isinstance(snapshot_data, dict):
             raise ValueError(f"snapshot_data: expected a dict, got {type(snapshot_data).__name__}")
         unknown = set(snapshot_data) - set(SNAPSHOT_FIELDS)
@@ -493,6 +566,9 @@ class Monitor:
             "db_size_bytes": db_size,
             "uptime_seconds": round(time.time() - self._started_at, 3) if self._started_at else 0.0,
             "plugins_seen": len(self._known_ids),
+            "plugins_max": validate.MAX_PLUGIN_IDS,
+            "plugin_overflow_rows": self._refused_rows,
+            "plugin_overflow_last": self._refused_last,
             "cache_sizes": {"metrics": len(self.metrics_cache), "logs": len(self.logs_cache),
                             "events": len(self.events_cache)},
             "queue_depth": writer.backlog if writer else 0,

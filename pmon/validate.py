@@ -20,6 +20,12 @@ from typing import Any, TypeVar
 PLUGIN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_KNOWN_IDS = 10_000
 """How many checked plugin ids a lookup table remembers (later ones are checked each time)."""
+MAX_PLUGIN_IDS = 10_000
+"""Distinct plugin ids one Monitor records; rows of further ids are dropped and counted (``status()``).
+
+Why a cap: plugin ids name plugins; a plugin that puts a request id in it
+(``f"req-{uuid}"``) would otherwise grow the process and the store without end.
+"""
 TRUNCATION_MARKER = "\n…[pmon: truncated {dropped} bytes]"
 JSON_TRUNCATION_KEY = "pmon_truncated"
 """The key of the object that replaces a metadata / context / data mapping too large to keep."""
@@ -87,7 +93,7 @@ def bad_enum(argument: str, value: Any, enum: type[StrEnum]) -> ValueError:
 
 def plugin_id(value: Any, known: dict[str, str]) -> str:
     """Check a plugin id; remembered ids skip the regex."""
-    if value in known:  # only str values are ever stored, so hash equality is enough
+    if type(value) is str and value in known:
         return known[value]
     if not isinstance(value, str) or not PLUGIN_ID_PATTERN.fullmatch(value):
         raise ValueError(

@@ -10,9 +10,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlite_rows import rows
 
-from pmon import DetailedMetric, Monitor, PluginLog
+from pmon import DetailedMetric, Monitor, PluginLog, validate
 from pmon.config import Config, StoreConfig
 
 
@@ -141,4 +142,27 @@ def test_alert_threshold_is_configurable(db_path: Path) -> None:
     assert monitor.wait_for_alerts()
     assert seen == ["low", "medium", "high", "critical"]
     assert threading.current_thread() not in threads  # callbacks run off the recording thread
+    monitor.stop_monitoring()
+
+
+def test_rows_of_plugin_ids_past_the_cap_are_dropped_counted_and_never_raise(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(validate, "MAX_PLUGIN_IDS", 3)
+    monitor = Monitor(db_path, flush_interval=0.05, sample_interval=0)
+    for plugin in ("a", "b", "c", "d", "e", "a"):
+        monitor.record_metric(plugin, "cpu_usage", 1)
+        monitor.record_log(plugin, "info", "x")
+        monitor.record_event(plugin, "tick", "x")
+        monitor.create_snapshot(plugin, {})
+    assert monitor.accepts_plugin("c") and not monitor.accepts_plugin("f")
+    with monitor.track("f"):
+        pass
+    assert monitor.flush()
+    status = monitor.status()
+    assert (status["plugins_seen"], status["plugins_max"]) == (3, 3)
+    assert status["plugin_overflow_rows"] == 2 * 4 + 1 and status["plugin_overflow_last"] == "f"
+    assert rows(db_path, "SELECT id FROM plugins ORDER BY id") == [("a",), ("b",), ("c",)]
+    assert rows(db_path, "SELECT count(*) FROM plugin_metrics")[0][0] == 4
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pmon.monitor"]
+    assert len(warnings) == 1 and "'d'" in warnings[0]  # once a minute, naming an example
     monitor.stop_monitoring()
