@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,10 @@ def test_an_installed_plugins_frames_count_as_its_own() -> None:
     tb = traceback(library="/srv/app/.venv/lib/python3.11/site-packages/accounts/core.py")
     assert parse_traceback(tb, "", "accounts")[1][-1] == "core.py:decode"
     assert parse_traceback(tb, "", "other")[1][-1] == "accounts.py:load_user"
+
+
+def test_a_traceback_of_blank_lines_is_parsed_in_linear_time() -> None:
+    """``^\\s*File`` ran over every following blank line from each line start: 64 KiB of newlines took 7 s."""
+    started = time.perf_counter()
+    assert parse_traceback("\n" * 200_000 + " \t\n" * 100_000, "boom") == (None, ())
+    assert time.perf_counter() - started < 2.0
