@@ -155,9 +155,15 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo("size      " + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items()))
     click.echo("rows      " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     click.echo(f"plugins   {len(summaries)}")
-    for summary in summaries:
+    for summary in summaries[:STATUS_PLUGINS_SHOWN]:
         latest = " ".join(f"{k}={v.value:.4g}" for k, v in sorted(summary.latest.items()))
         click.echo(f"  {click.style(summary.plugin_id, bold=True)}  {summary.status}  {latest}")
+    if len(summaries) > STATUS_PLUGINS_SHOWN:
+        click.echo(f"  … and {len(summaries) - STATUS_PLUGINS_SHOWN:,} more; `pmon plugins` lists them all")
+
+
+STATUS_PLUGINS_SHOWN = 50
+"""`pmon status` is a glance: past this many plugins it says how many more there are."""
 
 
 def _open_console(path: Path, config: Config) -> None:

@@ -554,15 +554,21 @@ class Monitor:
         writer = self._writer
         stats = writer.stats if writer else self._last_stats
         try:
-            db_size = sum(os.path.getsize(f"{self.db_path}{suffix}") for suffix in ("", "-wal")
-                          if os.path.exists(f"{self.db_path}{suffix}"))
+            db_path: Path | None = self.db_path
+        except ValueError as exc:  # a broken pmon.toml: a host's health endpoint must still get its answer
+            db_path, config_error = None, str(exc)
+        else:
+            config_error = None
+        try:
+            db_size = None if db_path is None else sum(
+                os.path.getsize(f"{db_path}{suffix}") for suffix in ("", "-wal") if os.path.exists(f"{db_path}{suffix}"))
         except OSError:
             db_size = None
         return {
             "monitoring": self._monitoring,
             "writer_running": bool(writer and writer.running),
             "pid": os.getpid(),
-            "db_path": str(self.db_path),
+            "db_path": None if db_path is None else str(db_path),
             "db_size_bytes": db_size,
             "uptime_seconds": round(time.time() - self._started_at, 3) if self._started_at else 0.0,
             "plugins_seen": len(self._known_ids),
@@ -576,7 +582,7 @@ class Monitor:
             "batches": stats.batches if stats else 0,
             "dropped": stats.dropped if stats else 0,
             "write_errors": stats.write_errors if stats else 0,
-            "last_error": stats.last_error if stats else None,
+            "last_error": config_error or (stats.last_error if stats else None),
             "last_flush_ms": round(stats.last_flush_ms, 3) if stats else None,
             "alert_callbacks": len(self._callbacks),
             "callback_errors": self._callback_errors,

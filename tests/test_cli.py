@@ -203,3 +203,16 @@ def test_record_then_read_back_from_the_shell(tmp_path: Path) -> None:
     assert "disk \\x1b[31mfull" in shown.stdout and "\x1b" not in shown.stdout  # shown, never sent raw
     (line,) = pmon("--db", db, "export", "--table", "metrics", "--format", "ndjson").stdout.splitlines()
     assert json.loads(line)["metric_type"] == "custom.rows_done" and json.loads(line)["metadata"] == {"host": "a"}
+
+
+def test_status_lists_fifty_plugins_and_says_how_many_more(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    monitor = Monitor(db, flush_interval=0.05)
+    for i in range(60):
+        monitor.record_metric(f"p{i:02d}", "cpu_usage", 1.0)
+    monitor.stop_monitoring()
+    result = subprocess.run([sys.executable, "-m", "pmon", "--db", str(db), "status"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    assert "p49" in result.stdout and "p50 " not in result.stdout
+    assert "… and 10 more; `pmon plugins` lists them all" in result.stdout

@@ -166,3 +166,13 @@ def test_rows_of_plugin_ids_past_the_cap_are_dropped_counted_and_never_raise(
     warnings = [r.getMessage() for r in caplog.records if r.name == "pmon.monitor"]
     assert len(warnings) == 1 and "'d'" in warnings[0]  # once a minute, naming an example
     monitor.stop_monitoring()
+
+
+def test_status_answers_with_the_error_when_pmon_toml_is_broken(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "pmon.toml"
+    broken.write_text("[monitor\n")
+    monkeypatch.setenv("PMON_CONFIG", str(broken))
+    monkeypatch.delenv("PMON_DB", raising=False)
+    status = Monitor().status()
+    assert status["db_path"] is None and "invalid TOML" in status["last_error"]

@@ -153,7 +153,7 @@ def test_log_text_shows_controls_as_escapes() -> None:
     ("[retention]\nmax_db_mb = -1\n", "max_db_mb must be 0 or more"),
     ("[monitor]\nhost_plugin = 'a b'\n", "host_plugin must be a plugin id"),
     ("[collector]\nsample_interval = inf\n", "sample_interval must be a finite number"),
-    ("[retention]\nprune_interval = 1e10\n", "prune_interval must be at most 86400 (a day)"),
+    ("[retention]\nprune_interval = 1e10\n", "prune_interval must be at most 86,400 (a day)"),
 ])
 def test_bad_plugin_and_collector_tables_name_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:
