@@ -584,6 +584,8 @@ class Monitor:
             "write_errors": stats.write_errors if stats else 0,
             "last_error": config_error or (stats.last_error if stats else None),
             "last_flush_ms": round(stats.last_flush_ms, 3) if stats else None,
+            "wal_bytes": stats.wal_bytes if stats else 0,
+            "wal_pinned_since": stats.wal_pinned_since if stats else None,
             "alert_callbacks": len(self._callbacks),
             "callback_errors": self._callback_errors,
         }

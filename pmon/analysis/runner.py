@@ -13,9 +13,11 @@ also passes them to the alert callbacks.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,9 @@ class AnalysisRunner:
         self._writer: sqlite3.Connection | None = None
         self._cursor: tuple[int, int] | None = None
         self._warm = False
+        self._lock = threading.RLock()
+        """Held through a pass and a close, so a fork() waits for both (see ``_before_fork``)."""
+        _live_runners.add(self)
 
     def configure(self, detectors: DetectorSettings | None, rules: tuple[AlertRule, ...]) -> None:
         """Apply a reloaded config: detectors warm up again to the cursor; alert state carries over."""
@@ -106,6 +111,10 @@ class AnalysisRunner:
 
     def close(self) -> None:
         """Close the connections (a later pass opens them again)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         for conn in (self._reader, self._writer):
             if conn is not None:
                 try:
@@ -119,11 +128,12 @@ class AnalysisRunner:
         started = time.perf_counter()
         now = time.time() if now is None else now
         report = PassReport()
-        try:
-            self._pass(now, report)
-        except (sqlite3.Error, StoreError):
-            self.close()
-            raise
+        with self._lock:
+            try:
+                self._pass(now, report)
+            except (sqlite3.Error, StoreError):
+                self._close()
+                raise
         report.seconds = time.perf_counter() - started
         return report
 
@@ -319,3 +329,37 @@ def _daemon_collects(db_path: Path) -> bool:
     from pmon.collect.daemon_lock import running_daemon
 
     return running_daemon(db_path) is not None
+
+
+_live_runners: weakref.WeakSet[AnalysisRunner] = weakref.WeakSet()
+_held_for_fork: list[AnalysisRunner] = []
+
+
+def _before_fork() -> None:
+    """Close every runner's connections before fork(): SQLite's locks do not survive into a child.
+
+    Why: a child inheriting open connections shares the parent's lock
+    bookkeeping, so its own writer takes no real file locks, and the parent's
+    last close then checkpoints and deletes the WAL the child is committing
+    into: rows the child's ``flush()`` acknowledged vanish. The connections
+    reopen on the next pass. A fork waits for a running pass (10 s at most).
+    """
+    for runner in list(_live_runners):
+        if runner._lock.acquire(timeout=10):
+            _held_for_fork.append(runner)
+            runner._close()
+
+
+def _after_fork_in_parent() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop()._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    _held_for_fork.clear()
+    for runner in list(_live_runners):
+        runner._lock = threading.RLock()
+        runner._reader = runner._writer = None
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -215,10 +215,6 @@ PARENT_CLOSES_FIRST = _script("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the analysis thread's SQLite connections stay open across fork(): the child's writer then takes no real "
-    "file locks, and the parent closing last deletes the WAL the child commits into (fix: close them around "
-    "fork in pmon/analysis/runner.py, as Writer does)"))
 def test_a_forked_childs_acknowledged_rows_survive_the_parent_closing_the_database_first(tmp_path: Path) -> None:
     db = tmp_path / "closes-first.db"
     report, stderr = _report(_start(tmp_path, PARENT_CLOSES_FIRST, db), timeout=120)
