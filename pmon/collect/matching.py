@@ -1,4 +1,4 @@
-"""Which running processes belong to a ``[plugins.NAME]`` spec.
+r"""Which running processes belong to a ``[plugins.NAME]`` spec.
 
 Every tick the daemon calls ``ProcessTable.refresh()`` once and then
 ``match()`` for each plugin, so the process list is walked once however many
@@ -7,6 +7,12 @@ plugins there are; matching itself is dict and regex work.
 A process is known by its ``ProcessKey`` (pid, create_time): a pid the kernel
 hands to a new process after the old one exited is a different process, so
 rates are never computed across two programs that shared a pid.
+
+A ``cmdline`` regex meets text any local user chooses (every process's
+command line is readable by all), so a search is bounded in time: Python's
+backtracking engine takes minutes over a crafted 32 KB command line even for
+an ordinary pattern such as ``java .*-jar .*app\.jar``. A pattern with
+nested repetition (``(a+)+``), exponential on some text, is refused outright.
 
 pmon's own process never matches a ``process_name`` or ``cmdline`` pattern, nor
 is it counted as anyone's child: a pattern such as ``python`` would otherwise
@@ -19,12 +25,19 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+try:  # the parser of the re module: what a pattern is made of (3.11 renamed the module)
+    from re import _parser as _re_parser
+except ImportError:  # pragma: no cover - Python before 3.11
+    import sre_parse as _re_parser  # type: ignore[no-redef]
 
 from pmon.config import PluginSpec
 
@@ -43,6 +56,13 @@ FULL_SCAN_SECONDS = 10.0
 and young processes are. A full scan re-reads every process, catching a new parent
 (an orphan adopted by init) or a zombie; the sampler notices exits and zombies of
 matched processes at once, so lifecycle events never wait for it."""
+SEARCH_SECONDS = 0.25
+"""Wall time one ``cmdline`` search over one command line may take (an honest one takes microseconds);
+past it the process counts as not matching until ``SEARCH_RETRY_SECONDS`` later."""
+SEARCH_RETRY_SECONDS = 30.0
+"""A command line a search gave up on is searched again after this long (it may have been a stall of the machine)."""
+PASS_SEARCH_SECONDS = 1.0
+"""Search time one pattern may spend in one tick; processes left over are searched in the next ticks."""
 
 
 @dataclass(slots=True)
@@ -95,6 +115,7 @@ class ProcessTable:
         self.generation = 0
         """Bumped when a refresh sees a process start, exit or change its command line."""
         self._cmdline_hits: dict[str, tuple[int, frozenset[ProcessKey]]] = {}
+        self._verdicts: dict[str, dict[ProcessKey, _Verdict]] = {}
         self._full_scan_at = -FULL_SCAN_SECONDS
 
     def refresh(self) -> None:
@@ -211,19 +232,48 @@ class ProcessTable:
         """Processes whose joined command line the regex finds a match in, pmon's own left out.
 
         Remembered per pattern until the table changes, so 50 cmdline specs on a
-        quiet host cost a dict lookup each rather than 50 regex passes over every process.
+        quiet host cost a dict lookup each rather than 50 regex passes over every
+        process; and per process while its command line stays the same, so a
+        process start costs one search per pattern, not one for every process.
+        A search that outlasts ``SEARCH_SECONDS`` counts as no match (``slow_pids``).
         """
         hit = self._cmdline_hits.get(pattern)
         if hit is not None and hit[0] == self.generation:
             return hit[1]
         search = _compiled(pattern).search
         own = self.own_pid
-        keys = frozenset(info.key for pid, info in self.processes.items()
-                         if pid != own and search(info.cmdline) is not None)
+        known = self._verdicts.get(pattern, {})
+        verdicts: dict[ProcessKey, _Verdict] = {}
+        clock = time.monotonic()
+        spent, complete = 0.0, True
+        with _search_budget() as bounded:
+            for pid, info in self.processes.items():
+                if pid == own:
+                    continue
+                verdict = known.get(info.key)
+                if verdict is None or verdict.cmdline is not info.cmdline and verdict.cmdline != info.cmdline or (
+                        verdict.matched is None and clock >= verdict.retry_at):
+                    if spent >= PASS_SEARCH_SECONDS:
+                        complete = False  # the rest wait for the next tick rather than stall this one
+                        continue
+                    started = time.perf_counter()
+                    verdict = _Verdict(info.cmdline, bounded(search, info.cmdline), clock + SEARCH_RETRY_SECONDS)
+                    spent += time.perf_counter() - started
+                verdicts[info.key] = verdict
+        self._verdicts[pattern] = verdicts
+        keys = frozenset(key for key, verdict in verdicts.items() if verdict.matched)
         if len(self._cmdline_hits) > 1024:  # patterns come from the config; this only bounds a misuse
             self._cmdline_hits.clear()
-        self._cmdline_hits[pattern] = (self.generation, keys)
+            self._verdicts = {pattern: verdicts}
+        if complete:
+            self._cmdline_hits[pattern] = (self.generation, keys)
+        else:
+            self._cmdline_hits.pop(pattern, None)
         return keys
+
+    def slow_pids(self, pattern: str) -> list[int]:
+        """Processes ``pattern`` gave up on (searching their command line took over ``SEARCH_SECONDS``)."""
+        return sorted(key[0] for key, verdict in self._verdicts.get(pattern, {}).items() if verdict.matched is None)
 
     def descendants(self, pids: Iterable[int]) -> frozenset[ProcessKey]:
         """Children, grandchildren, ... of these pids (not the pids themselves), pmon's own left out."""
@@ -290,6 +340,115 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """One pattern's answer for one process's command line."""
+
+    cmdline: str
+    matched: bool | None
+    """None: the search outlasted ``SEARCH_SECONDS``."""
+    retry_at: float
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a ``cmdline`` matcher, or None when it can.
+
+    Nested repetition (``(a+)+``, ``(\\w*\\s?)*``, ``(.*x){9}``) lets a
+    backtracking engine try every way of splitting a string between the two
+    repeats: exponential time on a command line any local user can craft.
+    The same written without the outer repeat, or the inner one made
+    possessive (``(a++)+``) or atomic (``(?>a+)+``), is accepted.
+    """
+    try:
+        parsed = _re_parser.parse(pattern)
+    except re.error as exc:
+        return f"cmdline is not a valid regular expression: {exc}"
+    except RecursionError:
+        return "cmdline nests too deeply to be a regular expression pmon can run"
+    if _nested_repeat(parsed, inside_repeat=False):
+        return (f"cmdline {pattern!r} repeats a repetition (as in (a+)+), which can take exponential time on a "
+                "crafted command line; write it without the outer repeat, or make the inner one possessive (a++)")
+    return None
+
+
+_REPEATS = frozenset({_re_parser.MAX_REPEAT, _re_parser.MIN_REPEAT})
+_ATOMIC = frozenset(op for op in (getattr(_re_parser, "POSSESSIVE_REPEAT", None),
+                                  getattr(_re_parser, "ATOMIC_GROUP", None)) if op is not None)
+
+
+def _nested_repeat(items: object, *, inside_repeat: bool) -> bool:
+    """Whether a variable repeat is found inside a repeat of more than one (possessive and atomic parts never backtrack)."""
+    for op, value in items:  # type: ignore[attr-defined]
+        if op in _ATOMIC:
+            continue
+        if op in _REPEATS:
+            low, high, body = value
+            if high > 1 and low != high and inside_repeat:  # a fixed count ({3}) has one way to split
+                return True
+            if _nested_repeat(body, inside_repeat=inside_repeat or high > 1):
+                return True
+            continue
+        for part in value if isinstance(value, (tuple, list)) else ():
+            for sub in part if isinstance(part, list) else (part,):
+                if isinstance(sub, _re_parser.SubPattern) and _nested_repeat(sub, inside_repeat=inside_repeat):
+                    return True
+    return False
+
+
+class _SearchTimeout(Exception):
+    pass
+
+
+class _SearchBudget:
+    """Searches that give up after ``SEARCH_SECONDS``, through a one-shot SIGALRM timer.
+
+    Python's regex engine holds the GIL and cannot be stopped from another
+    thread, but it checks for signals as it runs, so a handler raising in the
+    main thread (where the daemon samples) ends it. Off the main thread, or
+    when something else owns SIGALRM or its timer, searches run unbounded.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.previous: object = None
+        self.usable = (threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+                       and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+                       and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0))
+
+    def _expired(self, signum: int, frame: object) -> None:
+        if self.armed:
+            raise _SearchTimeout
+
+    def __call__(self, search: Callable[[str], object], text: str) -> bool | None:
+        """Whether ``search`` finds a match in ``text``; None when it gave up."""
+        if not self.usable:
+            return search(text) is not None
+        try:
+            try:
+                self.armed = True
+                signal.setitimer(signal.ITIMER_REAL, SEARCH_SECONDS)
+                return search(text) is not None
+            finally:
+                self.armed = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _SearchTimeout:
+            return None
+
+    def __enter__(self) -> _SearchBudget:
+        if self.usable:
+            self.previous = signal.signal(signal.SIGALRM, self._expired)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.usable:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)  # type: ignore[arg-type]
+
+
+def _search_budget() -> _SearchBudget:
+    return _SearchBudget()
+
+
 def _cmdline(proc: psutil.Process) -> str:
     try:
         return " ".join(proc.cmdline())
@@ -312,12 +471,24 @@ def match(spec: PluginSpec, table: ProcessTable, base_dir: Path | None = None) -
     elif spec.process_name:
         roots = table.named(spec.process_name)
     elif spec.cmdline:
-        roots = table.cmdline_matches(spec.cmdline)
+        problem = _checked_pattern(spec.cmdline)
+        roots = frozenset() if problem else table.cmdline_matches(spec.cmdline)
+        slow = [] if problem else table.slow_pids(spec.cmdline)
+        if slow:
+            shown = ", ".join(map(str, slow[:3])) + (f" and {len(slow) - 3} more" if len(slow) > 3 else "")
+            problem = (f"searching the command line of pid {shown} took over {SEARCH_SECONDS:g} s: not matched "
+                       f"(tried again every {SEARCH_RETRY_SECONDS:g} s); a pattern with several wildcards "
+                       "(.*x.*y) can take that long on a crafted command line, anchor or shorten it")
     else:
         roots = frozenset()
         problem = "no matcher set (pid, pidfile, process_name or cmdline)"
     keys = roots | table.descendants(pid for pid, _ in roots) if spec.children and roots else roots
     return MatchResult(keys, roots, problem)
+
+
+@functools.lru_cache(maxsize=512)
+def _checked_pattern(pattern: str) -> str | None:
+    return pattern_problem(pattern)
 
 
 def _by_pid(pid: int, table: ProcessTable, where: str) -> tuple[frozenset[ProcessKey], str | None]:
