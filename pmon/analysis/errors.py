@@ -42,7 +42,7 @@ _RAISED: Final = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 _NAMED_IN_MESSAGE: Final = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Interrupt|Timeout)):")
 """A message that starts with an exception's name, as ``f"{type(e).__name__}: {e}"`` writes it."""
 _FRAME: Final = re.compile(r'^[ \t]*File "([^"\n]+)", line \d+, in (\S+)', re.MULTILINE)
-"""A frame line. ``[ \t]*``, not ``\s*``: that would run over blank lines from every line start, quadratic
+r"""A frame line. ``[ \t]*``, not ``\s*``: that would run over blank lines from every line start, quadratic
 in a traceback of newlines (64 KiB of them took 7 s, a megabyte half an hour)."""
 _TRACEBACK_START: Final = "Traceback (most recent call last):"
 _FOREIGN_PATH: Final = re.compile(r"[/\\](?:site|dist)-packages[/\\]|[/\\]lib[/\\]python\d[\d.]*[/\\]|"
