@@ -16,6 +16,7 @@ import click
 
 from pmon import __version__, timespec
 from pmon.config import Config, ConfigError, database_path, load_config
+from pmon.plain_text import escape_controls
 from pmon.store.schema import StoreError
 
 
@@ -25,7 +26,7 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"pmon: {self.format_message()}", err=True)
+        click.echo(f"pmon: {escape_controls(self.format_message())}", err=True)
 
 
 class Context:
@@ -157,7 +158,7 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"plugins   {len(summaries)}")
     for summary in summaries[:STATUS_PLUGINS_SHOWN]:
         latest = " ".join(f"{k}={v.value:.4g}" for k, v in sorted(summary.latest.items()))
-        click.echo(f"  {click.style(summary.plugin_id, bold=True)}  {summary.status}  {latest}")
+        click.echo(f"  {click.style(escape_controls(summary.plugin_id), bold=True)}  {summary.status}  {latest}")
     if len(summaries) > STATUS_PLUGINS_SHOWN:
         click.echo(f"  … and {len(summaries) - STATUS_PLUGINS_SHOWN:,} more; `pmon plugins` lists them all")
 
@@ -374,10 +375,10 @@ def collect(ctx: Context, once: bool, foreground: bool, verbose: bool, log_file:
         code = daemon.run(once=once, on_ready=lambda: report_ready(_started(daemon)))
         if daemon.failure:
             report_ready(daemon.failure)
-            click.echo(f"pmon: {daemon.failure}", err=True)
+            click.echo(f"pmon: {escape_controls(daemon.failure)}", err=True)
     except AlreadyRunning as exc:
         report_ready(str(exc))
-        click.echo(f"pmon: {exc}", err=True)
+        click.echo(f"pmon: {escape_controls(str(exc))}", err=True)
         sys.exit(EXIT_FAILED)
     except (StoreError, ConfigError) as exc:
         report_ready(str(exc))
@@ -473,8 +474,6 @@ def alerts(click_ctx: click.Context, state: str | None, limit: int, as_json: boo
         return
     if not found:
         click.echo("no alerts" + (f" in state {state}" if state else ""))
-    from pmon.plain_text import escape_controls
-
     for a in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.fired_at or a.started_at))
         acked = f"  acked by {escape_controls(a.acked_by or '?')}" if a.acked_at else ""
@@ -512,7 +511,7 @@ def alerts_ack(ctx: Context, alert_id: int, who: str | None) -> None:
             conn.close()
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
-    click.echo(f"acked alert {alert.id}: {alert.rule} on {alert.plugin_id}")
+    click.echo(f"acked alert {alert.id}: {escape_controls(alert.rule)} on {escape_controls(alert.plugin_id)}")
 
 
 @alerts.command("silence")
@@ -553,7 +552,7 @@ def alerts_silence(ctx: Context, rule: str, duration: str, plugin: str, reason: 
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     until = time.strftime("%Y-%m-%d %H:%M", time.localtime(silence.until))
-    click.echo(f"silenced {rule} on {plugin} until {until}")
+    click.echo(f"silenced {escape_controls(rule)} on {escape_controls(plugin)} until {until}")
 
 
 def _moment(text: str, now: float) -> float:
@@ -622,8 +621,6 @@ def analytics_trends(ctx: Context, plugin: str | None, since: str, until: str | 
       pmon analytics trends --since 24h --plugin search
     """
     from pmon.analysis.trends import trends
-    from pmon.plain_text import escape_controls
-
     start, end = _time_range(since, until)
     rows = _read(ctx, lambda conn: trends(conn, start, end, plugin_id=plugin))
     if as_json:
@@ -657,8 +654,6 @@ def analytics_performance(ctx: Context, plugin: str | None, since: str, until: s
       pmon analytics performance --since 24h --json
     """
     from pmon.analysis.performance import performance
-    from pmon.plain_text import escape_controls
-
     start, end = _time_range(since, until)
     stats = _read(ctx, lambda conn: performance(conn, start, end, plugin_id=plugin))
     if as_json:
@@ -697,8 +692,6 @@ def analytics_errors(ctx: Context, plugin: str | None, since: str, until: str | 
     import time
 
     from pmon.analysis.errors import error_groups
-    from pmon.plain_text import escape_controls
-
     start, end = _time_range(since, until)
     groups = _read(ctx, lambda conn: error_groups(conn, start, end, plugin_id=plugin, limit=limit))
     if as_json:
@@ -739,8 +732,6 @@ def analytics_baseline(ctx: Context, plugin: str, snapshot_id: int | None, regre
     """
     from pmon.analysis.baseline import compare_to_baseline
     from pmon.analysis.snapshot_diff import as_text
-    from pmon.plain_text import escape_controls
-
     try:
         result = _read(ctx, lambda conn: compare_to_baseline(conn, plugin, snapshot_id, regression_pct))
     except ValueError as exc:
@@ -787,8 +778,6 @@ def analytics_detect(ctx: Context, plugin: str | None, since: str, until: str | 
     import time
 
     from pmon.analysis.detectors.backtest import backtest
-    from pmon.plain_text import escape_controls
-
     start, end = _time_range(since, until)
     findings = _read(ctx, lambda conn: backtest(conn, ctx.config.detectors, plugin_id=plugin, since=start, until=end))
     if as_json:
@@ -817,7 +806,6 @@ def plugins_command(ctx: Context, as_json: bool) -> None:
     """
     import time
 
-    from pmon.plain_text import escape_controls
     from pmon.store import queries
 
     found = _read(ctx, queries.plugins)
@@ -868,7 +856,6 @@ def snapshots_list(ctx: Context, plugin: str | None, limit: int, as_json: bool) 
     """
     import time
 
-    from pmon.plain_text import escape_controls
     from pmon.store import queries
 
     found = _read(ctx, lambda conn: queries.snapshots(conn, plugin_id=plugin, limit=limit))
@@ -903,8 +890,6 @@ def snapshots_show(ctx: Context, snapshot_id: int, as_json: bool) -> None:
       pmon snapshots show 1234
     """
     from pmon.analysis.snapshot_diff import as_text, flatten
-    from pmon.plain_text import escape_controls
-
     snap = _one_snapshot(ctx, snapshot_id)
     shown = _snapshot_dict(snap)
     if as_json:
@@ -929,8 +914,6 @@ def snapshots_diff(ctx: Context, a: int, b: int, threshold: float, as_json: bool
       pmon snapshots diff 1200 1234 --threshold 5
     """
     from pmon.analysis.snapshot_diff import MISSING, as_text, diff_snapshots
-    from pmon.plain_text import escape_controls
-
     diff = diff_snapshots(_one_snapshot(ctx, a), _one_snapshot(ctx, b), threshold_pct=threshold)
     if as_json:
         _emit_json({"a": a, "b": b, "threshold_pct": threshold, "rows": [

@@ -31,6 +31,7 @@ from numbers import Real
 from typing import Any, Final
 
 from pmon.models import MetricType, Severity
+from pmon.plain_text import escape_controls
 from pmon.validate import custom_metric
 
 COMPARISONS: Final[dict[str, Callable[[float, float], bool]]] = {
@@ -191,7 +192,7 @@ def parse_rules(items: Any, source: str) -> tuple[AlertRule, ...]:
     seen: dict[str, int] = {}
     for number, table in enumerate(items, start=1):
         name = table.get("name") if isinstance(table, dict) else None
-        where = f"{source}: [[alerts]] #{number} ({name if isinstance(name, str) else '?'})"
+        where = f"{source}: [[alerts]] #{number} ({escape_controls(name) if isinstance(name, str) else '?'})"
         if not isinstance(table, dict):
             raise ValueError(f"{where}: must be a table with keys {', '.join(KEYS)}")
         if "name" in table and not (isinstance(name, str) and RULE_NAME_PATTERN.fullmatch(name)):

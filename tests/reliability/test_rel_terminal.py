@@ -277,17 +277,8 @@ COMMANDS = {
 }
 """Each command, and the escaped text it must show."""
 
-KNOWN_RAW = {
-    "status": "pmon/cli.py status: click.style(summary.plugin_id, bold=True) prints the plugin id raw",
-}
-"""Commands still printing a raw field, and where (pmon/cli.py is not this suite's to change: the fix is reported)."""
-
-
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_every_command_printing_recorded_text_shows_it_escaped(store: Path, name: str,
-                                                               request: pytest.FixtureRequest) -> None:
-    if name in KNOWN_RAW:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_RAW[name], strict=False))
+def test_every_command_printing_recorded_text_shows_it_escaped(store: Path, name: str) -> None:
     args, wanted = COMMANDS[name]
     result = pmon(store, *args)
     assert result.returncode in ((0, 1) if name == "analytics baseline" else (0,)), result.stderr  # 1: regressed
@@ -304,8 +295,6 @@ def test_json_output_of_the_commands_escapes_every_control(store: Path) -> None:
         json.loads(result.stdout)
 
 
-@pytest.mark.xfail(reason="pmon/cli.py alerts ack / UsageProblem.show print the rule name and config errors raw",
-                   strict=False)
 def test_acknowledging_an_alert_with_a_hostile_rule_says_so_escaped(tmp_path: Path) -> None:
     db = hostile_store(tmp_path / "ack.db")
     result = pmon(db, "alerts", "ack", "1", "--by", "ops")
@@ -323,9 +312,7 @@ BAD_CONFIGS = {
 
 @pytest.mark.parametrize("text", [
     BAD_CONFIGS["plugin name"],
-    pytest.param(BAD_CONFIGS["alert name"], marks=pytest.mark.xfail(
-        reason="pmon/analysis/alert_rules.py puts the raw rule name in the error's 'where' ([[alerts]] #1 (NAME)), "
-               "and pmon/cli.py UsageProblem.show prints messages unescaped", strict=False)),
+    BAD_CONFIGS["alert name"],
 ], ids=list(BAD_CONFIGS))
 def test_a_pmon_toml_error_quoting_a_hostile_name_is_one_escaped_line(tmp_path: Path, text: str) -> None:
     config = tmp_path / "pmon.toml"
