@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import json
 import sqlite3
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -66,10 +67,19 @@ class SeriesPoint:
     count: int
 
 
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (``%`` and ``_`` escaped)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def contains_filter(column: str, text: str) -> tuple[str, str]:
+    """SQL true where ``column`` contains ``text`` literally, ASCII letters in either case, and its parameter.
+
+    Not ``LIKE '%text%'``: SQLite's LIKE reads pattern and value only up to a
+    NUL, so a filter of one NUL matched every row and text after a NUL in a
+    message was never found, and a pattern over 50,000 bytes was an SQL error
+    ("LIKE or GLOB pattern too complex"). ``instr`` over ``lower`` compares
+    every byte; ``lower`` folds ASCII only, as LIKE did.
+    """
+    return f"instr(lower({column}), ?) > 0", text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def stored_json(text: str | None) -> Any:
@@ -223,8 +233,9 @@ def common_filters(plugin_id: str | None, text: str | None, text_column: str, si
         where.append("plugin_id = ?")
         params.append(plugin_id)
     if text:
-        where.append(f"{text_column} LIKE ? ESCAPE '\\'")
-        params.append(like_pattern(text))
+        clause, param = contains_filter(text_column, text)
+        where.append(clause)
+        params.append(param)
     if since is not None:
         where.append("timestamp >= ?")
         params.append(since)
