@@ -278,6 +278,22 @@ def _open_writer(file: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY or "readonly" in str(exc)
+
+
+def _connect_reader(file: Path, busy_timeout_ms: int, flags: str) -> tuple[sqlite3.Connection, int]:
+    """A read-only connection (``flags`` in its URI, the path percent-quoted) and the file's schema version."""
+    conn = sqlite3.connect(f"{file.resolve().as_uri()}?{flags}", uri=True, timeout=busy_timeout_ms / 1000,
+                           isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        return conn, conn.execute("PRAGMA user_version").fetchone()[0]
+    except BaseException:
+        conn.close()
+        raise
+
+
 def open_reader(path: str | os.PathLike[str], busy_timeout_ms: int = 2000) -> sqlite3.Connection:
     """A read-only connection: it can never take the write lock, so it never slows writers."""
     file = Path(path)
@@ -285,10 +301,18 @@ def open_reader(path: str | os.PathLike[str], busy_timeout_ms: int = 2000) -> sq
         raise StoreError(f"{file}: no database here yet (record something, or run `pmon demo`)")
     _check_path(file)
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000,
-                               isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn, version = _connect_reader(file, busy_timeout_ms, "mode=ro")
+    except sqlite3.OperationalError as exc:
+        if not _is_read_only(exc) or os.path.exists(f"{file}-wal") or os.access(file.parent, os.W_OK):
+            raise _describe(file, exc) from None
+        # A WAL database whose owner stopped cleanly (no -wal, no -shm) in a folder this user cannot write:
+        # SQLite cannot create the -shm that a WAL read needs. With no -wal, every committed row is in the
+        # main file, and immutable=1 reads it without the -shm (and without locks: a reader that must see
+        # later writes reopens once a -wal appears).
+        try:
+            conn, version = _connect_reader(file, busy_timeout_ms, "mode=ro&immutable=1")
+        except sqlite3.Error as exc:
+            raise _describe(file, exc) from None
     except sqlite3.Error as exc:
         raise _describe(file, exc) from None
     if version == 0:
