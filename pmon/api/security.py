@@ -111,6 +111,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc.status, exc.message, exc.field, exc.headers)
+        if response.headers.get("Connection") == "close":  # the header alone left aiohttp keeping it alive
+            response.force_close()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
