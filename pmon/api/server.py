@@ -30,6 +30,10 @@ log = logging.getLogger("pmon.api")
 
 BACKLOG = 1024
 SWEEP_SECONDS = 1.0
+REFUSAL_LINGER_SECONDS = 2.0
+"""How long a refused connection may stay open for its client to read the 503."""
+MAX_LINGERING = 4096
+"""Refused connections lingering at once, at most (each is a socket and a few hundred bytes)."""
 _REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
             b"Retry-After: 1\r\nContent-Length: 79\r\n\r\n"
             b'{"error":"too many connections (api.max_connections); retry later","status":503}')
@@ -40,11 +44,44 @@ class ApiStartError(Exception):
 
 
 class _Refuse(asyncio.Protocol):
-    """Answers 503 and hangs up: a connection over the cap costs one write, not a handler."""
+    """Answers 503 and hangs up: a connection over the cap costs one write and a short linger, not a handler.
+
+    Why linger: an HTTP client sends its request at once; closing a socket
+    with that request unread makes the kernel send a reset, which throws away
+    the 503 before the client reads it (1,000 clients against a cap of 512:
+    488 saw "connection reset" and no Retry-After). So the refusal shuts its
+    side, reads and drops what the client sends, and closes when the client
+    does, or after ``REFUSAL_LINGER_SECONDS``. At most ``MAX_LINGERING``
+    refusals linger; past that a connection is closed at once.
+    """
+
+    lingering = 0
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
         transport.write(_REFUSAL)  # type: ignore[attr-defined]
-        transport.close()
+        if _Refuse.lingering >= MAX_LINGERING or not transport.can_write_eof():  # type: ignore[attr-defined]
+            transport.close()
+            return
+        _Refuse.lingering += 1
+        transport.write_eof()  # type: ignore[attr-defined]
+        self.timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request of a connection already refused
+
+    def eof_received(self) -> bool | None:
+        return False  # the client is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+            _Refuse.lingering -= 1
 
 
 class _Counted(asyncio.Protocol):
