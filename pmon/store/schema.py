@@ -187,7 +187,16 @@ CREATE INDEX IF NOT EXISTS alert_silences_until ON alert_silences (until);
 MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
 
 
+def _error_code(exc: BaseException) -> int:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
 def _describe(path: Path, exc: BaseException) -> StoreError:
+    code = _error_code(exc)
+    if code == sqlite3.SQLITE_NOTADB:
+        return StoreError(f"{path}: not an SQLite database; pmon will not overwrite it")
+    if code == sqlite3.SQLITE_CORRUPT:
+        return StoreError(f"{path}: {exc} (the file is damaged or truncated); pmon will not overwrite it")
     return StoreError(f"{path}: {exc}")
 
 
@@ -196,6 +205,31 @@ def _check_path(path: Path) -> None:
         raise StoreError(f"{path}: is a directory, expected a pmon database file")
     if path.exists() and path.stat().st_size and path.stat().st_size < 100:
         raise StoreError(f"{path}: file is too short to be an SQLite database; pmon will not overwrite it")
+
+
+def _check_readable(file: Path) -> None:
+    """Refuse, before a read-write connection opens it, a file SQLite cannot read.
+
+    Closing a read-write connection to a file SQLite refuses (not a database, or
+    shorter than its header's page count with no WAL holding the rest) deletes the
+    ``-wal`` and ``-shm`` beside it. A read-only connection meets the same faults
+    and deletes nothing. SQLite's own check compares the header's page count with
+    the file *and* a valid WAL, so a file that a checkpoint is growing (page 1,
+    with the new count, is written before the pages past the end) is not taken for
+    a truncated one. The header is not read with ``open()``: closing any descriptor
+    of the file would drop the POSIX locks this process's connections hold on it.
+    """
+    try:
+        if file.stat().st_size == 0:
+            return
+        conn, _ = _connect_reader(file, 0, "mode=ro")
+    except OSError:
+        return  # missing (the read-write open creates it) or unreadable (that open says so)
+    except sqlite3.DatabaseError as exc:
+        if _error_code(exc) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            raise _describe(file, exc) from None
+        return  # busy, or a folder this user cannot write: the read-write open meets it and says so
+    conn.close()
 
 
 def _tune(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -233,6 +267,7 @@ def open_writer(path: str | os.PathLike[str], busy_timeout_ms: int = 5000) -> sq
     """
     file = Path(path)
     _check_path(file)
+    _check_readable(file)
     deadline = time.monotonic() + busy_timeout_ms / 1000
     pause = 0.005
     while True:
@@ -279,7 +314,7 @@ def _open_writer(file: Path, busy_timeout_ms: int) -> sqlite3.Connection:
 
 
 def _is_read_only(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY or "readonly" in str(exc)
+    return _error_code(exc) == sqlite3.SQLITE_READONLY or "readonly" in str(exc)
 
 
 def _connect_reader(file: Path, busy_timeout_ms: int, flags: str) -> tuple[sqlite3.Connection, int]:

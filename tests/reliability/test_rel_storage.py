@@ -195,6 +195,56 @@ def test_sigkill_mid_batch_loses_no_committed_row_and_needs_no_repair(tmp_path: 
     assert _integrity(db) == "ok"
 
 
+# -- a live database is never taken for a truncated one --------------------------------------------
+
+GROWER = _script("""
+    import sys
+    import pmon
+
+    db, seq = sys.argv[1], 0
+    while True:  # each stop closes the last connection: a checkpoint that grows the file, then the -wal goes
+        m = pmon.Monitor(db, flush_interval=0.01)
+        for _ in range(3000):
+            m.record_log("grow", "info", f"{seq} " + "x" * 500)
+            seq += 1
+        m.stop_monitoring()
+        print(seq, flush=True)
+""")
+
+
+def _short_of_its_header(db: Path) -> bool:
+    """The file is shorter than its header's page count (read as _check_path reads it)."""
+    with open(db, "rb") as file:
+        header, size = file.read(100), os.fstat(file.fileno()).st_size
+    return len(header) == 100 and int.from_bytes(header[28:32], "big") * int.from_bytes(header[16:18], "big") > size
+
+
+def test_a_database_growing_through_checkpoints_is_never_refused_as_truncated(tmp_path: Path,
+                                                                              children: list[Child]) -> None:
+    """A checkpoint writes page 1, with the new page count, before the pages past the file's end, so for a moment
+    a healthy file is shorter than its header says; the -wal holding those pages is what tells the two apart.
+    Checked over and over while a writer grows the file (and, stopping, removes the -wal), it is never refused."""
+    from pmon.store.schema import _check_readable, open_writer
+
+    db = tmp_path / "growing.db"
+    child = Child(GROWER, db, home=tmp_path)
+    children.append(child)
+    child.readline()  # the file exists and has been checkpointed once
+    checks = caught_short = 0
+    deadline = time.monotonic() + size(20, 60)
+    while caught_short < 200 and time.monotonic() < deadline:
+        caught_short += _short_of_its_header(db)
+        _check_readable(db)  # what open_writer does first; raises StoreError on a refusal
+        checks += 1
+        if checks % 500 == 0:
+            open_reader(db).close()
+            open_writer(db).close()
+    assert child.proc.poll() is None, child.stderr
+    child.kill()
+    assert caught_short > 0, f"{checks} checks never saw a checkpoint in flight; the case proved nothing"
+    assert _integrity(db) == "ok"
+
+
 # -- a reader holding a transaction open -------------------------------------------------------------
 
 HOLDER = _script("""
