@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,10 +263,11 @@ def _check_value(where: str, name: str, value: Any, default: Any) -> Any:
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if name == "cmdline" and value:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ConfigError(f"{where}: cmdline is not a valid regular expression: {exc}") from None
+        from pmon.collect.matching import pattern_problem  # lazily: matching builds on this module
+
+        problem = pattern_problem(value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
     return value
 
 

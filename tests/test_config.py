@@ -131,3 +131,9 @@ def test_monitor_keyword_overrides_are_checked_like_the_file() -> None:
     assert Monitor("/tmp/unused.db", flush_interval=2).settings.flush_interval == 2.0
     with pytest.raises(ConfigError, match="unknown key 'flush'"):
         Monitor("/tmp/unused.db", flush=1)
+
+
+def test_a_cmdline_pattern_with_nested_repetition_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"\[plugins.a\]: cmdline .* exponential time"):
+        parse('[plugins.a]\ncmdline = "(a+)+$"\n', "pmon.toml")
+    assert parse('[plugins.a]\ncmdline = "java .*-jar .*app\\\\.jar"\n').plugins["a"].cmdline

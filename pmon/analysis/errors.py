@@ -125,7 +125,7 @@ def parse_traceback(traceback: str | None, message: str = "",
         last = traceback[traceback.rfind(_TRACEBACK_START):] if _TRACEBACK_START in traceback else traceback
         named = (_frame_name(path, function, plugin_id) for path, function in _FRAME.findall(last))
         frames = tuple(name for name in named if name is not None)
-        for line in reversed(last.strip().splitlines()):
+        for line in reversed(last.strip().split("\n")):  # not splitlines(): \x85 and U+2028 are message text
             if line and not line[0].isspace():
                 match = _RAISED.match(line)
                 exception_type = match.group(1) if match and line != _TRACEBACK_START else None

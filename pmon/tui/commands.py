@@ -36,13 +36,35 @@ class PluginCommands(Provider):
                                text=f"Plugin: {plugin_id}", help="Open the plugin screen")
 
     async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
+        needle = query.strip().lower()
         for plugin_id in self._plugins():
-            title = f"Plugin: {plugin_id}"
-            score = matcher.match(title)
+            score = plugin_score(needle, f"plugin: {plugin_id}".lower())
             if score > 0:
-                yield Hit(score, self._hit_text(plugin_id), partial(self._open, plugin_id), text=title,
-                          help="Open the plugin screen")
+                yield Hit(score, self._hit_text(plugin_id), partial(self._open, plugin_id),
+                          text=f"Plugin: {plugin_id}", help="Open the plugin screen")
 
     def _open(self, plugin_id: str) -> None:
         self.app.post_message(OpenPlugin(plugin_id))
+
+
+def plugin_score(needle: str, title: str) -> float:
+    """How well a lowercase query fits a lowercase "plugin: ID" title (0: not at all), in time linear in it.
+
+    Why not Textual's fuzzy matcher: it tries every placement of the query's
+    letters, and a recorded id of 120 'a's against a six-letter query took
+    minutes on the event loop; ids are recorded data, anyone can make one.
+    """
+    if not needle:
+        return 0.0
+    if title == needle:
+        return 1.0
+    if title.startswith(needle):
+        return 0.9
+    if needle in title:
+        return 0.8
+    position = 0
+    for letter in needle:  # the left-most subsequence, greedily
+        position = title.find(letter, position) + 1
+        if position == 0:
+            return 0.0
+    return 0.5 * len(needle) / len(title)

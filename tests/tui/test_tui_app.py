@@ -346,3 +346,22 @@ async def test_the_plugin_list_moves_by_key_and_mouse_and_keeps_the_cursor_in_vi
         await pilot.click(plugins, offset=(5, 5))  # a second click on the highlighted row opens it
         await wait_until(pilot, lambda: isinstance(app.screen, PluginScreen))
         assert app.screen.plugin_id == "plugin_04"
+
+
+async def test_ctrl_p_stays_quick_on_a_plugin_id_built_to_slow_a_fuzzy_matcher(tmp_path: Path) -> None:
+    from pmon import Monitor
+    from pmon.tui.commands import plugin_score
+
+    hostile = "a" * 120 + ".b"
+    monitor = Monitor(tmp_path / "hostile.db", flush_interval=0.05)
+    monitor.record_metric(hostile, "cpu_usage", 1.0)
+    monitor.stop_monitoring()
+    assert plugin_score("aaaaab", f"plugin: {hostile}") > 0  # linear: Textual's matcher took minutes here
+    app = console(tmp_path / "hostile.db")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: overview_loaded(app))
+        await pilot.press("ctrl+p")
+        await pilot.press(*"aaaaab")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: getattr(app.screen, "plugin_id", None) == hostile)
