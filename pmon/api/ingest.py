@@ -136,6 +136,14 @@ def _plugin(value: Any, where: str) -> str:
     return known or _check(where, "plugin_id", lambda: validate.plugin_id(value, _KNOWN_IDS))
 
 
+def _taken(monitor: Monitor, plugin_id: str, where: str) -> str:
+    """The id, unless the daemon's Monitor is at its cap of distinct plugin ids (it would drop the rows silently)."""
+    if not monitor.accepts_plugin(plugin_id):
+        raise bad_request(f"plugin_id: the daemon already records {validate.MAX_PLUGIN_IDS:,} distinct plugin ids; "
+                          "a new one is refused (nothing of this request was taken)", _at(where, "plugin_id"))
+    return plugin_id
+
+
 def _metric(monitor: Monitor, plugin_id: str, item: Any, where: str) -> Record:
     item = _fields(item, where, ("metric_type", "value"), ("metadata", "timestamp", "plugin_id"))
     metric = item["metric_type"]
@@ -178,6 +186,8 @@ def _snapshot(monitor: Monitor, plugin_id: str, item: Any, where: str) -> Record
     for name in SNAPSHOT_NUMBERS:
         if name in item:
             data[name] = _number(item, where, name)
+    if "request_count" in data:  # a 64-bit INTEGER column: checked here, so a bad one takes nothing of the batch
+        _check(where, "request_count", lambda: validate.count("request_count", data["request_count"]))
     for name in SNAPSHOT_DICTS:
         if name in item:
             data[name] = _object(item, where, name) or {}
@@ -190,7 +200,7 @@ PARSERS: dict[str, Callable[[Monitor, str, Any, str], Record]] = {
 
 def one(monitor: Monitor, kind: str, plugin_id: str, body: Any) -> Record:
     """A single record POSTed to ``/plugins/{plugin_id}/{kind}``."""
-    plugin_id = _plugin(plugin_id, "")
+    plugin_id = _taken(monitor, _plugin(plugin_id, ""), "")
     if isinstance(body, dict) and body.get("plugin_id", plugin_id) != plugin_id:
         raise bad_request("plugin_id in the body differs from the one in the path", "plugin_id")
     return PARSERS[kind](monitor, plugin_id, body, "")
@@ -225,7 +235,7 @@ def batch(monitor: Monitor, body: Any, max_records: int) -> tuple[list[Record], 
                 raise bad_request(f"expected a JSON object, got {_json_type(item)}", where)
             if "plugin_id" not in item:
                 raise bad_request("missing field 'plugin_id'", f"{where}.plugin_id")
-            records.append(parse(monitor, _plugin(item["plugin_id"], where), item, where))
+            records.append(parse(monitor, _taken(monitor, _plugin(item["plugin_id"], where), where), item, where))
         counts[kind] = len(items)
     return records, counts
 

@@ -222,3 +222,29 @@ def test_gzip_bodies_are_accepted_and_the_cap_applies_after_decompression(tmp_pa
         reply = api.post("/batch", raw=bomb, headers={"Content-Encoding": "gzip"})
         assert reply.status == 413
         _assert_served(api)
+
+
+def test_a_request_count_beyond_64_bits_is_400_and_takes_nothing_of_the_batch(tmp_path: Path) -> None:
+    with running_api(tmp_path / "p.db") as api:
+        body = {"metrics": [{"plugin_id": "web", "metric_type": "cpu_usage", "value": 1}],
+                "snapshots": [{"plugin_id": "web", "request_count": 2**63}]}
+        reply = api.post("/batch?wait=1", body)
+        assert reply.status == 400 and reply.body["field"] == "snapshots[0].request_count"
+        api.monitor.flush()
+        assert queries.row_counts(api.reader())["metrics"] == 0
+
+
+def test_new_plugin_ids_past_the_monitors_cap_are_refused_not_dropped(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmon import validate
+
+    monkeypatch.setattr(validate, "MAX_PLUGIN_IDS", 3)
+    with running_api(tmp_path / "p.db") as api:
+        for name in ("a", "b", "c"):
+            assert api.post(f"/plugins/{name}/metrics", {"metric_type": "cpu_usage", "value": 1}).status == 202
+        refused = api.post("/plugins/d/metrics", {"metric_type": "cpu_usage", "value": 1})
+        assert refused.status == 400 and refused.body["field"] == "plugin_id" and "distinct" in refused.body["error"]
+        batch = api.post("/batch", {"metrics": [{"plugin_id": "a", "metric_type": "cpu_usage", "value": 2},
+                                                {"plugin_id": "e", "metric_type": "cpu_usage", "value": 2}]})
+        assert batch.status == 400 and batch.body["field"] == "metrics[1].plugin_id"
+        assert api.post("/plugins/a/metrics", {"metric_type": "cpu_usage", "value": 3}).status == 202
