@@ -207,29 +207,35 @@ def _check_path(path: Path) -> None:
         raise StoreError(f"{path}: file is too short to be an SQLite database; pmon will not overwrite it")
 
 
-def _check_readable(file: Path) -> None:
-    """Refuse, before a read-write connection opens it, a file SQLite cannot read.
+def _check_before_writing(file: Path) -> None:
+    """Refuse, before any read-write connection opens it, a file pmon must not write.
 
     Closing a read-write connection to a file SQLite refuses (not a database, or
     shorter than its header's page count with no WAL holding the rest) deletes the
-    ``-wal`` and ``-shm`` beside it. A read-only connection meets the same faults
-    and deletes nothing. SQLite's own check compares the header's page count with
-    the file *and* a valid WAL, so a file that a checkpoint is growing (page 1,
-    with the new count, is written before the pages past the end) is not taken for
-    a truncated one. The header is not read with ``open()``: closing any descriptor
+    ``-wal`` and ``-shm`` beside it; to a newer pmon's file, it checkpoints that
+    pmon's WAL and removes it. A read-only connection meets the same faults and
+    changes nothing. SQLite's own check weighs the header's page count against the
+    file *and* a valid WAL, so a file that a checkpoint is growing (page 1, with
+    the new count, is written before the pages past the end) is not taken for a
+    truncated one. The header is not read with ``open()``: closing any descriptor
     of the file would drop the POSIX locks this process's connections hold on it.
     """
     try:
         if file.stat().st_size == 0:
             return
-        conn, _ = _connect_reader(file, 0, "mode=ro")
+        conn = _connect_reader(file, 0, "mode=ro")
     except OSError:
         return  # missing (the read-write open creates it) or unreadable (that open says so)
     except sqlite3.DatabaseError as exc:
         if _error_code(exc) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
             raise _describe(file, exc) from None
         return  # busy, or a folder this user cannot write: the read-write open meets it and says so
-    conn.close()
+    try:
+        schema_version(conn, file)
+    except sqlite3.Error:
+        pass  # the read-write open meets it and says so
+    finally:
+        conn.close()
 
 
 def _tune(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -238,16 +244,27 @@ def _tune(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = OFF")
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring the schema to SCHEMA_VERSION in one IMMEDIATE transaction (safe when processes race)."""
+def schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's pmon schema version; StoreError for a newer pmon's file or another program's database.
+
+    Only reads, so a file refused here is left exactly as it was.
+    """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema version {version} is newer than this pmon ({SCHEMA_VERSION}); upgrade pmon")
+    if version == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+        raise StoreError(f"{path}: an SQLite database of another program (no pmon schema); "
+                         "pmon will not add its tables to it")
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION in one IMMEDIATE transaction (safe when processes race)."""
+    if schema_version(conn, path) == SCHEMA_VERSION:
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = schema_version(conn, path)
         for step in MIGRATIONS[version:]:
             for statement in step.split(";\n"):
                 if statement.strip():
@@ -267,7 +284,7 @@ def open_writer(path: str | os.PathLike[str], busy_timeout_ms: int = 5000) -> sq
     """
     file = Path(path)
     _check_path(file)
-    _check_readable(file)
+    _check_before_writing(file)
     deadline = time.monotonic() + busy_timeout_ms / 1000
     pause = 0.005
     while True:
@@ -295,6 +312,7 @@ def _open_writer(file: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         raise _describe(file, exc) from None
     try:
         _tune(conn, busy_timeout_ms)
+        schema_version(conn, file)  # before WAL mode: a file refused is not converted first
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise StoreError(f"{file}: could not switch to WAL mode (got {mode})")
@@ -317,16 +335,17 @@ def _is_read_only(exc: sqlite3.Error) -> bool:
     return _error_code(exc) == sqlite3.SQLITE_READONLY or "readonly" in str(exc)
 
 
-def _connect_reader(file: Path, busy_timeout_ms: int, flags: str) -> tuple[sqlite3.Connection, int]:
-    """A read-only connection (``flags`` in its URI, the path percent-quoted) and the file's schema version."""
+def _connect_reader(file: Path, busy_timeout_ms: int, flags: str) -> sqlite3.Connection:
+    """A read-only connection (``flags`` in its URI, the path percent-quoted) that has read the header."""
     conn = sqlite3.connect(f"{file.resolve().as_uri()}?{flags}", uri=True, timeout=busy_timeout_ms / 1000,
                            isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        return conn, conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("PRAGMA user_version").fetchone()  # the first read: what is wrong with the file shows here
     except BaseException:
         conn.close()
         raise
+    return conn
 
 
 def open_reader(path: str | os.PathLike[str], busy_timeout_ms: int = 2000) -> sqlite3.Connection:
@@ -336,7 +355,7 @@ def open_reader(path: str | os.PathLike[str], busy_timeout_ms: int = 2000) -> sq
         raise StoreError(f"{file}: no database here yet (record something, or run `pmon demo`)")
     _check_path(file)
     try:
-        conn, version = _connect_reader(file, busy_timeout_ms, "mode=ro")
+        conn = _connect_reader(file, busy_timeout_ms, "mode=ro")
     except sqlite3.OperationalError as exc:
         if not _is_read_only(exc) or os.path.exists(f"{file}-wal") or os.access(file.parent, os.W_OK):
             raise _describe(file, exc) from None
@@ -345,15 +364,17 @@ def open_reader(path: str | os.PathLike[str], busy_timeout_ms: int = 2000) -> sq
         # main file, and immutable=1 reads it without the -shm (and without locks: a reader that must see
         # later writes reopens once a -wal appears).
         try:
-            conn, version = _connect_reader(file, busy_timeout_ms, "mode=ro&immutable=1")
+            conn = _connect_reader(file, busy_timeout_ms, "mode=ro&immutable=1")
         except sqlite3.Error as exc:
             raise _describe(file, exc) from None
     except sqlite3.Error as exc:
         raise _describe(file, exc) from None
+    try:
+        version = schema_version(conn, file)
+    except (StoreError, sqlite3.Error) as exc:
+        conn.close()
+        raise exc if isinstance(exc, StoreError) else _describe(file, exc) from None
     if version == 0:
         conn.close()
         raise StoreError(f"{file}: not a pmon database (no schema yet)")
-    if version > SCHEMA_VERSION:
-        conn.close()
-        raise StoreError(f"{file}: schema version {version} is newer than this pmon ({SCHEMA_VERSION}); upgrade pmon")
     return conn

@@ -73,14 +73,38 @@ def make(path: Path, source: Path, variant: str) -> None:
     if variant == "a folder":
         path.mkdir()
         return
-    if variant == "a newer pmon's database":
+    if variant == "a newer pmon's database":  # its daemon running: the version change is still in its -wal
         shutil.copy(source, path)
-        with sqlite3.connect(path) as conn:
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        commit_into_wal(path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        return
+    if variant == "a newer pmon's database, rollback journal":
+        shutil.copy(source, path)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.close()
+        return
+    if variant == "another program's database":
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+        conn.close()
         return
     path.write_bytes(BROKEN[variant](source.read_bytes()))
     Path(f"{path}-wal").write_bytes(b"not a wal, but not pmon's to delete")
     Path(f"{path}-shm").write_bytes(b"\0" * 32768)
+
+
+def commit_into_wal(db: Path, statement: str) -> None:
+    """Commit ``statement`` and leave it in the -wal beside ``db`` (with its -shm), as while the owner's process runs."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute(statement)
+    for suffix in ("-wal", "-shm"):
+        shutil.copy(f"{db}{suffix}", f"{db.parent}/copy{suffix}")
+    conn.close()  # the last connection: it checkpoints and removes both, so the copies go back
+    for suffix in ("-wal", "-shm"):
+        os.replace(f"{db.parent}/copy{suffix}", f"{db}{suffix}")
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -120,7 +144,8 @@ def record_without_raising(db: Path) -> dict:
         monitor.stop_monitoring(timeout=0.2)
 
 
-@pytest.mark.parametrize("variant", [*BROKEN, "a newer pmon's database"])
+@pytest.mark.parametrize("variant", [*BROKEN, "a newer pmon's database", "a newer pmon's database, rollback journal",
+                                     "another program's database"])
 def test_every_entry_point_refuses_a_file_it_cannot_use_and_leaves_it_alone(tmp_path: Path, pmon_db: Path,
                                                                              variant: str) -> None:
     db = tmp_path / "pmon.db"
@@ -130,7 +155,10 @@ def test_every_entry_point_refuses_a_file_it_cannot_use_and_leaves_it_alone(tmp_
                 "truncated to a third": ("malformed (the file is damaged or truncated); pmon will not overwrite it",),
                 "a text file": ("not an SQLite database; pmon will not overwrite it",),
                 "a folder": ("is a directory",),
-                "a newer pmon's database": (f"schema version {SCHEMA_VERSION + 1} is newer",)}[variant]
+                "a newer pmon's database": (f"schema version {SCHEMA_VERSION + 1} is newer",),
+                "a newer pmon's database, rollback journal": (f"schema version {SCHEMA_VERSION + 1} is newer",),
+                "another program's database": ("an SQLite database of another program (no pmon schema); "
+                                               "pmon will not add its tables to it",)}[variant]
     results = run_commands(db, list(COMMANDS), tmp_path)
     for name, result in results.items():
         assert_one_line(name, result, db, *expected)
@@ -246,16 +274,8 @@ def read_only_copy(folder: Path, source: Path, *, with_wal: bool) -> Path:
     db = folder / "pmon.db"
     shutil.copy(source, db)
     if with_wal:
-        conn = sqlite3.connect(db)
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute("INSERT INTO plugin_logs (plugin_id, level, message, timestamp) VALUES ('billing', 'info', "
-                     "'only in the wal', 1)")
-        conn.commit()
-        for suffix in ("-wal", "-shm"):
-            shutil.copy(f"{db}{suffix}", f"{folder}/copy{suffix}")
-        conn.close()
-        for suffix in ("-wal", "-shm"):
-            os.replace(f"{folder}/copy{suffix}", f"{db}{suffix}")
+        commit_into_wal(db, "INSERT INTO plugin_logs (plugin_id, level, message, timestamp) VALUES ('billing', "
+                            "'info', 'only in the wal', 1)")
     for path in folder.iterdir():
         path.chmod(0o644)
     return db

@@ -224,7 +224,7 @@ def test_a_database_growing_through_checkpoints_is_never_refused_as_truncated(tm
     """A checkpoint writes page 1, with the new page count, before the pages past the file's end, so for a moment
     a healthy file is shorter than its header says; the -wal holding those pages is what tells the two apart.
     Checked over and over while a writer grows the file (and, stopping, removes the -wal), it is never refused."""
-    from pmon.store.schema import _check_readable, open_writer
+    from pmon.store.schema import _check_before_writing, open_writer
 
     db = tmp_path / "growing.db"
     child = Child(GROWER, db, home=tmp_path)
@@ -234,7 +234,7 @@ def test_a_database_growing_through_checkpoints_is_never_refused_as_truncated(tm
     deadline = time.monotonic() + size(20, 60)
     while caught_short < 200 and time.monotonic() < deadline:
         caught_short += _short_of_its_header(db)
-        _check_readable(db)  # what open_writer does first; raises StoreError on a refusal
+        _check_before_writing(db)  # what open_writer does first; raises StoreError on a refusal
         checks += 1
         if checks % 500 == 0:
             open_reader(db).close()
