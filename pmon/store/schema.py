@@ -317,6 +317,7 @@ def _open_writer(file: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         if mode.lower() != "wal":
             raise StoreError(f"{file}: could not switch to WAL mode (got {mode})")
         migrate(conn, file)
+        _check_writable(conn, file, busy_timeout_ms)
     except sqlite3.OperationalError as exc:
         conn.close()
         if "locked" in str(exc) or "busy" in str(exc):
@@ -329,6 +330,26 @@ def _open_writer(file: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _check_writable(conn: sqlite3.Connection, file: Path, busy_timeout_ms: int) -> None:
+    """Find out now, not at the first commit, that this user may only read the file.
+
+    A statement that writes (and changes nothing), since ``BEGIN IMMEDIATE`` on a
+    read-only file quietly begins a read transaction. SQLite refuses a write on a
+    read-only file before it asks for the lock, so the probe does not wait (busy
+    timeout 0): "busy" means the file is writable and another connection writes.
+    """
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("UPDATE pmon_state SET value = value WHERE 0")
+    except sqlite3.OperationalError as exc:
+        if _is_read_only(exc):
+            raise StoreError(f"{file}: cannot write, read-only for this user ({exc})") from None
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
 def _is_read_only(exc: sqlite3.Error) -> bool:

@@ -300,28 +300,27 @@ def test_a_folder_the_user_cannot_write_with_the_owner_writing(shared_dir: Path,
     assert out["logs"][0] == 0 and "only in the wal" in out["logs"][2], out["logs"]
     assert out["console reader"] == [0, "", str(ROWS + 1)]
     assert_one_line("prune", tuple(out["prune"][:2]), db, "read-only", "readonly")
-    assert_one_line("collect", tuple(out["collect"][:2]), db, "Permission denied")
+    assert_one_line("collect", tuple(out["collect"][:2]), db, "cannot write, read-only for this user")
     assert_monitor_kept_going(out["monitor"], db)
     assert fingerprint(folder) == before
 
 
 def test_a_read_only_file_in_a_folder_the_user_can_write(shared_dir: Path, pmon_db: Path) -> None:
-    """SQLite makes the -shm it needs to read; writing is refused with the path, recording buffers and counts.
-
-    (`pmon collect` here starts, cannot write, and exits 1 after its 5 s stop deadline naming the file: too slow
-    for this suite, and open_writer does not yet find out that it cannot write.)
-    """
+    """SQLite makes the -shm it needs to read; writing is refused with the path (`pmon collect` at once: open_writer
+    tries a write transaction), recording buffers and counts."""
     folder = shared_dir / "data"
     folder.mkdir()
     db = read_only_copy(folder, pmon_db, with_wal=False)
     folder.chmod(0o777)
     main_file = hashlib.sha256(db.read_bytes()).hexdigest()
-    out = as_nobody(db, ["status", "logs", "prune"])
+    out = as_nobody(db, ["status", "logs", "prune", "collect"])
     assert out["status"][0] == 0 and f"logs {ROWS:,}" in out["status"][2], out["status"]
     assert out["logs"][0] == 0, out["logs"]
     assert out["console reader"] == [0, "", str(ROWS)]
     assert_one_line("prune", tuple(out["prune"][:2]), db, "read-only for this user")
+    assert_one_line("collect", tuple(out["collect"][:2]), db, "cannot write, read-only for this user")
     assert_monitor_kept_going(out["monitor"], db)
+    assert "cannot write, read-only for this user" in out["monitor"][1]["last_error"], out["monitor"]
     assert hashlib.sha256(db.read_bytes()).hexdigest() == main_file
 
 
