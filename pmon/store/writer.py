@@ -217,7 +217,8 @@ class Writer:
         left = self.backlog
         if left:  # storage still failing at shutdown: say so, and count them as dropped
             self.stats.dropped += left
-            log.warning("pmon: stopping with %d rows not written to %s (%s)", left, self.path, self.stats.last_error)
+            log.warning("pmon: stopping with %d rows not written (%s)", left,
+                        self._naming_path(self.stats.last_error or "no error recorded"))
         return flushed and not left
 
     @property
@@ -410,15 +411,18 @@ class Writer:
             self._unexpected_logged = now
             log.error("pmon: unexpected error in the writer of %s; it keeps running", self.path, exc_info=exc)
 
+    def _naming_path(self, text: str) -> str:
+        return text if str(self.path) in text else f"{self.path}: {text}"
+
     def _failed(self, exc: BaseException) -> None:
         self.stats.write_errors += 1
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        self.stats.last_error = f"{type(exc).__name__}: {self._naming_path(str(exc))}"
         self.stats.last_error_at = time.time()
         self._failures += 1
         self._retry_at = time.monotonic() + min(MAX_BACKOFF_SECONDS, 0.1 * 2 ** min(self._failures, 6))
         if isinstance(exc, sqlite3.DatabaseError) and "locked" not in str(exc) and "busy" not in str(exc):
             self._close()  # a fresh connection after disk-full / IO errors
-        self._report(f"cannot write to {self.path}: {self.stats.last_error}; rows kept in memory and retried")
+        self._report(f"cannot write: {self.stats.last_error}; rows kept in memory and retried")
 
     def _check_wal(self) -> None:
         """Cut an oversized WAL back to nothing once no reader needs it; report it while one does.

@@ -131,3 +131,33 @@ def test_an_unforeseen_error_costs_its_batch_and_the_writer_lives_on(
     assert writer.flush(timeout=30) is True
     assert stored(writer.path) == dict.fromkeys(stored(writer.path), GOOD_ROWS)
 
+
+def test_storage_errors_name_the_database_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An error SQLite words without the path gets it; a StoreError, which has it, does not get it twice."""
+    locked = tmp_path / "locked.db"
+    writer = Writer(locked, flush_interval=0.01, busy_timeout_ms=50)
+    writer.queue.append(("l", "p", "info", "x", NOW, None, None))
+    assert writer.flush(timeout=10) is True  # connected
+    holder = sqlite3.connect(locked, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        writer.queue.append(("l", "p", "info", "x", NOW, None, None))
+        assert writer.flush(timeout=0.5) is False
+        assert writer.stats.last_error == f"OperationalError: {locked}: database is locked"
+    finally:
+        holder.rollback()
+        holder.close()
+        assert writer.stop()
+
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    with caplog.at_level(logging.WARNING, logger="pmon.store"):
+        writer = Writer(folder, flush_interval=0.01)
+        writer.queue.append(("l", "p", "info", "x", NOW, None, None))
+        assert writer.flush(timeout=0.3) is False
+        writer.stop(timeout=0.3)
+    assert writer.stats.last_error == f"StoreError: {folder}: is a directory, expected a pmon database file"
+    lines = [r.getMessage() for r in caplog.records if str(folder) in r.getMessage()]
+    assert any("cannot write" in line for line in lines), lines
+    for line in lines:
+        assert line.count(str(folder)) == 1, line
