@@ -266,7 +266,8 @@ class Monitor:
         return done
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Return once every row recorded before this call is committed (True), or on timeout (False)."""
+        """Return once every row recorded before this call is committed (True); False on timeout, or when a row
+        before it could never be stored (rejected: ``status()["rejected"]`` counts them)."""
         writer = self._writer
         if writer is None:
             return True
@@ -581,6 +582,7 @@ class Monitor:
             "rows_written": dict(stats.rows_written) if stats else {},
             "batches": stats.batches if stats else 0,
             "dropped": stats.dropped if stats else 0,
+            "rejected": stats.rejected if stats else 0,
             "write_errors": stats.write_errors if stats else 0,
             "last_error": config_error or (stats.last_error if stats else None),
             "last_flush_ms": round(stats.last_flush_ms, 3) if stats else None,

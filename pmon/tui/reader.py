@@ -138,6 +138,8 @@ class ConsoleReader:
         """The database file being watched."""
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
+        self._wal_at_open = True
+        """Whether a -wal existed when the connection opened (without one it may be immutable: see _connection)."""
         self._lock = threading.RLock()
 
     def _connection(self) -> sqlite3.Connection:
@@ -149,7 +151,12 @@ class ConsoleReader:
         identity = (stat.st_dev, stat.st_ino)
         if self._conn is not None and identity != self._identity:
             self.close()
+        if self._conn is not None and not self._wal_at_open and os.path.exists(f"{self.path}-wal"):
+            # Opened while nobody wrote (maybe immutable, in a folder this user cannot write): such a
+            # connection never sees later writes, so a writer's -wal appearing means: open again.
+            self.close()
         if self._conn is None:
+            self._wal_at_open = os.path.exists(f"{self.path}-wal")
             self._conn = open_reader(self.path)
             self._identity = identity
         return self._conn
