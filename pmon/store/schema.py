@@ -249,10 +249,13 @@ def schema_version(conn: sqlite3.Connection, path: Path) -> int:
 
     Only reads, so a file refused here is left exactly as it was.
     """
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    # One statement, so one snapshot: read apart, another process's schema could commit between the two reads
+    # (user_version 0, then its tables) and a pmon file being created would pass for another program's.
+    version, has_tables = conn.execute(
+        "SELECT user_version, EXISTS (SELECT 1 FROM sqlite_master) FROM pragma_user_version").fetchone()
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema version {version} is newer than this pmon ({SCHEMA_VERSION}); upgrade pmon")
-    if version == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+    if version == 0 and has_tables:
         raise StoreError(f"{path}: an SQLite database of another program (no pmon schema); "
                          "pmon will not add its tables to it")
     return version
